@@ -1,0 +1,45 @@
+# make course      create .venv and open the course in JupyterLab
+# make test        create .venv (if needed) and run every test, notebooks included
+# make notebooks   re-execute every notebook in place, in order, storing the outputs
+# make lint        ruff (package, tests, notebooks) and the notebook hygiene check
+# make pretrained  retrain checkpoints/digits.pt
+# make bench       run the benchmark scripts
+#
+# TORCH picks the PyTorch build; the default is the CPU wheel. For CUDA on Linux, e.g.:
+#   make course TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: course test notebooks lint pretrained bench clean-venv
+
+$(BIN)/.installed-%: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[$*]"
+	touch $@
+
+course: $(BIN)/.installed-notebooks
+	$(BIN)/jupyter lab notebooks/
+
+test: $(BIN)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check ddpm_utils tests benchmarks notebooks tools
+	$(BIN)/ruff format --check ddpm_utils tests benchmarks notebooks tools
+	$(BIN)/python tools/notebook_hygiene.py --check
+
+notebooks: $(BIN)/.installed-test
+	$(BIN)/python tools/run_notebooks.py
+
+pretrained: $(BIN)/.installed-test
+	$(BIN)/python -m ddpm_utils train --minutes 6 --out checkpoints/digits.pt --seed 0
+
+bench: $(BIN)/.installed-test
+	$(BIN)/python benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

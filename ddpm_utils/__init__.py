@@ -1,0 +1,33 @@
+"""ddpm_utils: the tested implementations that the ddpm-from-scratch notebooks build up to."""
+
+from .analytic import GaussianMixture
+from .data import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range
+from .elbo import (
+    bits_per_dim,
+    decoder_nll,
+    discretized_gaussian_log_likelihood,
+    eps_mse_weights,
+    kl_term,
+    loss_simple,
+    nll_bound,
+    normal_kl,
+    prior_kl,
+    vb_term,
+)
+from .forward import (
+    eps_from_score,
+    eps_from_v,
+    eps_from_x0,
+    q_mean_variance,
+    q_posterior_mean_variance,
+    q_sample,
+    q_step_sample,
+    score_from_eps,
+    v_from_eps,
+    x0_from_eps,
+    x0_from_v,
+)
+from .reverse import eps_and_x0_from_output, model_log_variance, p_mean_variance
+from .schedules import Schedule, cosine_betas, gather, linear_betas, make_schedule, scaled_linear_betas
+
+__version__ = "0.1.0"

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+
+from ddpm_utils import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range
+from ddpm_utils.data import load_mnist, toy_gaussian_mixture
+
+
+def test_digits_split_is_fixed_disjoint_and_complete():
+    train, y_train = load_digits("train", return_labels=True)
+    test, y_test = load_digits("test", return_labels=True)
+    everything = load_digits("all")
+    assert train.shape[1:] == (1, 8, 8) and train.dtype == torch.float32
+    assert len(train) + len(test) == len(everything) == 1797
+    assert len(test) == round(0.2 * 1797)
+    torch.testing.assert_close(load_digits("train"), train)  # deterministic
+    assert set(y_test.tolist()) == set(range(10))
+    # every train image is found in "all" and no image is in both splits (compare as byte strings)
+    key = lambda x: {bytes(v.numpy().tobytes()) for v in x}  # noqa: E731
+    assert len(key(train) & key(test)) < 5  # the raw data has a few exact duplicates
+
+
+def test_digits_lie_on_17_levels_in_model_range():
+    x = load_digits("all")
+    assert x.min() == -1 and x.max() == 1
+    values = torch.unique(x)
+    assert len(values) == DIGITS_LEVELS
+    torch.testing.assert_close(values, torch.linspace(-1, 1, DIGITS_LEVELS))
+    torch.testing.assert_close(from_model_range(x, 16).round(), from_model_range(x, 16), rtol=0, atol=1e-5)
+    torch.testing.assert_close(to_model_range(from_model_range(x, 16), 16), x)
+
+
+def test_bad_split():
+    with pytest.raises(ValueError, match="split"):
+        load_digits("validation")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("cifar100")
+
+
+@pytest.mark.parametrize("name", ["moons", "swiss_roll", "gaussian_mixture"])
+def test_toy_sets(name):
+    x = load_toy(name, 1000, seed=1)
+    assert x.shape == (1000, 2) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    torch.testing.assert_close(load_toy(name, 1000, seed=1), x)
+    assert 0.2 < x.std().item() < 2.0
+    with pytest.raises(ValueError, match="unknown toy"):
+        load_toy("spiral")
+
+
+def test_gaussian_mixture_density_matches_torch_distributions():
+    gm = toy_gaussian_mixture()
+    mix = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(gm.weights),
+        torch.distributions.Independent(torch.distributions.Normal(gm.means, gm.stds[:, None].expand(-1, 2)), 1),
+    )
+    x = torch.randn(50, 2, dtype=torch.float64)
+    torch.testing.assert_close(gm.log_prob(x), mix.log_prob(x))
+    # and the density integrates to 1 on a grid
+    grid = torch.linspace(-2, 2, 801, dtype=torch.float64)
+    xx, yy = torch.meshgrid(grid, grid, indexing="ij")
+    dens = gm.log_prob(torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)).exp()
+    assert abs(dens.sum().item() * (4 / 800) ** 2 - 1) < 1e-3
+    assert math.isclose(gm.weights.sum().item(), 1.0)
+
+
+def test_mnist_without_files_names_the_embedded_default(tmp_path):
+    with pytest.raises((ImportError, RuntimeError), match="load_digits"):
+        load_mnist("mnist", root=str(tmp_path), download=False)

@@ -1,0 +1,54 @@
+"""Re-execute every notebook in place, in order, each in a fresh kernel, and store the outputs.
+
+    python tools/run_notebooks.py                 # all notebooks
+    python tools/run_notebooks.py 02 03           # those whose names start with 02 or 03
+
+Each notebook runs with notebooks/ as its working directory, exactly as a reader's
+"Restart & Run All" would; afterwards metadata noise is stripped (outputs and counts kept).
+Execution times are printed and written to benchmarks/results/notebook_times.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from notebook_hygiene import NOTEBOOKS, ROOT, STRIP  # noqa: E402
+
+
+def execute(path: Path, timeout: int = 900) -> float:
+    """Execute `path` in place in a fresh kernel; returns the wall-clock seconds it took."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    nbformat.write(nb, path)
+    return elapsed
+
+
+def main(prefixes: list[str]) -> int:
+    import subprocess
+
+    chosen = [p for p in NOTEBOOKS if not prefixes or any(p.name.startswith(x) for x in prefixes)]
+    times_path = ROOT / "benchmarks" / "results" / "notebook_times.json"
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    for path in chosen:
+        print(f"executing {path.name} ...", flush=True)
+        seconds = execute(path)
+        times[path.name] = round(seconds, 1)
+        print(f"  {seconds:.1f} s", flush=True)
+    subprocess.run([*STRIP, *map(str, chosen)], check=True)
+    times_path.parent.mkdir(parents=True, exist_ok=True)
+    times_path.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
