@@ -1,6 +1,7 @@
 """ddpm_utils: the tested implementations that the ddpm-from-scratch notebooks build up to."""
 
 from .analytic import GaussianMixture
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range
 from .elbo import (
     bits_per_dim,
@@ -27,7 +28,11 @@ from .forward import (
     x0_from_eps,
     x0_from_v,
 )
+from .pretrained import load_pretrained
 from .reverse import eps_and_x0_from_output, model_log_variance, p_mean_variance
+from .sampling import ddim_invert, ddim_sample, ddpm_sample
 from .schedules import Schedule, cosine_betas, gather, linear_betas, make_schedule, scaled_linear_betas
+from .training import TrainConfig, Trainer, training_losses
+from .unet import DDPM_CIFAR10, DIGITS, MLPDenoiser, UNet, UNetConfig, timestep_embedding
 
 __version__ = "0.1.0"

@@ -137,8 +137,11 @@ def vb_term(
     """The bound's term at each example's t: L_0 where t == 0, else L_{t-1}. Returns (B,) nats."""
     true_mean, _, true_log_variance = q_posterior_mean_variance(schedule, x0, xt, t)
     kl = _sum_except_batch(normal_kl(true_mean, true_log_variance, model_mean, model_log_variance))
-    nll = decoder_nll(x0, model_mean, model_log_variance, num_levels)
-    return torch.where(t == 0, nll, kl)
+    first = t == 0
+    if not first.any():
+        return kl
+    nll = decoder_nll(x0[first], model_mean[first], model_log_variance.expand_as(x0)[first], num_levels)
+    return kl.masked_scatter(first, nll.to(kl.dtype))
 
 
 def nll_bound(
@@ -196,4 +199,3 @@ def eps_mse_weights(schedule: Schedule, variance: str = "beta_tilde") -> torch.T
     weights = schedule.betas**2 / (2 * sigma2 * schedule.alphas * (1 - schedule.alpha_bars))
     weights[0] = math.nan
     return weights
-

@@ -58,7 +58,7 @@ def scaled_linear_betas(num_steps: int = 1000, beta_start: float = 0.00085, beta
 _SCHEDULES = {"linear": linear_betas, "cosine": cosine_betas, "scaled_linear": scaled_linear_betas}
 
 
-def make_schedule(name: str = "linear", num_steps: int = 1000) -> "Schedule":
+def make_schedule(name: str = "linear", num_steps: int = 1000) -> Schedule:
     """Build a `Schedule` by name: 'linear', 'cosine' or 'scaled_linear'."""
     if name not in _SCHEDULES:
         raise ValueError(f"unknown schedule {name!r}; expected one of {sorted(_SCHEDULES)}")
@@ -130,7 +130,7 @@ class Schedule:
         return {"betas": self.betas.clone()}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "Schedule":
+    def from_state_dict(cls, state: dict) -> Schedule:
         if "betas" not in state:
             raise ValueError("schedule state must contain 'betas'")
         return cls(state["betas"])

@@ -63,7 +63,9 @@ def test_q_sample_matches_explicit_formula_and_diffusers():
     t = torch.tensor([0, 1, 10, 500, 998, 999])
     xt = q_sample(s, x0, t, noise=eps)
     torch.testing.assert_close(xt, _diffusers_float64().add_noise(x0, eps, t), rtol=0, atol=1e-6)
-    explicit = s.alpha_bars[t].sqrt().reshape(-1, 1, 1, 1) * x0 + (1 - s.alpha_bars[t]).sqrt().reshape(-1, 1, 1, 1) * eps
+    explicit = (
+        s.alpha_bars[t].sqrt().reshape(-1, 1, 1, 1) * x0 + (1 - s.alpha_bars[t]).sqrt().reshape(-1, 1, 1, 1) * eps
+    )
     torch.testing.assert_close(xt, explicit, rtol=0, atol=1e-12)
 
 

@@ -25,7 +25,9 @@ from notebook_hygiene import NOTEBOOKS, ROOT, STRIP  # noqa: E402
 def execute(path: Path, timeout: int = 900) -> float:
     """Execute `path` in place in a fresh kernel; returns the wall-clock seconds it took."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start

@@ -1,0 +1,189 @@
+"""Command line: python -m ddpm_utils {train,sample,evaluate} ...  (see --help of each)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .unet import DIGITS, UNetConfig
+
+SAMPLERS = ("ddpm", "ddim")
+DEFAULT_STEPS = 3000
+
+
+def _unet_config(args, channels: int) -> UNetConfig:
+    return UNetConfig(
+        in_channels=channels,
+        base_channels=args.channels,
+        channel_mults=tuple(args.mults),
+        num_res_blocks=args.blocks,
+        attention_levels=tuple(args.attention_levels),
+        num_heads=args.heads,
+        groups=args.groups,
+        dropout=args.dropout,
+    )
+
+
+def cmd_train(args) -> int:
+    from .data import load_dataset
+    from .training import TrainConfig, Trainer
+    from .unet import UNet
+
+    data = load_dataset(args.dataset, "train")
+    if args.resume:
+        trainer = Trainer.resume(args.resume, data, device=args.device, max_steps=args.steps, max_minutes=args.minutes)
+    else:
+        config = TrainConfig(
+            schedule=args.schedule,
+            num_steps=args.T,
+            prediction=args.prediction,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            max_steps=args.steps,
+            max_minutes=args.minutes,
+            seed=args.seed,
+            compile=args.compile,
+        )
+        torch.manual_seed(args.seed)
+        trainer = Trainer(UNet(_unet_config(args, data.shape[1])), data, config, device=args.device)
+    callback = None
+    if args.sample_every:
+        from .plotting import save_grid
+        from .sampling import ddim_sample
+
+        def callback(tr):
+            g = torch.Generator().manual_seed(0)
+            x = ddim_sample(tr.ema, tr.schedule, (64, *data.shape[1:]), 50, generator=g, device=tr.device)
+            save_grid(x, Path(args.out).with_name(f"{Path(args.out).stem}_step{tr.step:06d}.png"), nrow=8)
+
+    trainer.train(
+        callback=callback,
+        callback_every=args.sample_every,
+        checkpoint_path=args.out,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.quiet,
+    )
+    losses = trainer.history["loss"]
+    last = f"; last logged loss {losses[-1]:.4f}" if losses else ""
+    print(f"trained {trainer.step} steps{last}; wrote {args.out}")
+    return 0
+
+
+def _load(path):
+    from .checkpoint import model_from_checkpoint
+    from .pretrained import pretrained_path
+
+    if path in ("digits",) and not Path(path).exists():
+        path = pretrained_path(path)
+    return model_from_checkpoint(path, ema=True)
+
+
+def _sample(model, schedule, shape, args):
+    from .sampling import ddim_sample, ddpm_sample
+
+    g = torch.Generator().manual_seed(args.seed)
+    if args.sampler == "ddpm":
+        return ddpm_sample(model, schedule, shape, generator=g)
+    return ddim_sample(model, schedule, shape, args.ddim_steps, eta=args.eta, generator=g)
+
+
+def cmd_sample(args) -> int:
+    from .plotting import save_grid
+
+    model, schedule, state = _load(args.checkpoint)
+    cfg = state["model_config"]
+    if cfg.get("kind", "unet") != "unet":
+        raise SystemExit("error: `sample` writes image grids; this checkpoint holds a 2-D (MLP) model")
+    size = args.size or 8
+    shape = (args.n, cfg["in_channels"], size, size)
+    x = _sample(model, schedule, shape, args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(x, out.with_suffix(".png"), nrow=int(args.n**0.5) or 1)
+    torch.save(x, out.with_suffix(".pt"))
+    print(f"wrote {out.with_suffix('.png')} and {out.with_suffix('.pt')} ({args.n} samples, {args.sampler})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import DIGITS_LEVELS, load_digits
+    from .elbo import bits_per_dim, nll_bound
+    from .metrics import evaluate_samples
+
+    model, schedule, _ = _load(args.checkpoint)
+    x = _sample(model, schedule, (args.n, 1, 8, 8), args)
+    report = evaluate_samples(x)
+    if args.bpd:
+        test = load_digits("test")
+        g = torch.Generator().manual_seed(args.seed)
+        bound = nll_bound(model, schedule, test, num_levels=DIGITS_LEVELS, generator=g)
+        report["test_bits_per_dim"] = bits_per_dim(bound["total"], test).mean().item()
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ddpm_utils", description="Train, sample and evaluate DDPMs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a UNet (default: the embedded 8x8 digits)")
+    t.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion_mnist"])
+    t.add_argument("--out", default="runs/digits.pt", help="checkpoint path (written atomically)")
+    t.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="total optimiser steps")
+    t.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+    t.add_argument("--resume", default=None, help="continue from this checkpoint")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--schedule", default="linear", choices=["linear", "cosine", "scaled_linear"])
+    t.add_argument("--T", type=int, default=1000, help="number of diffusion steps")
+    t.add_argument("--prediction", default="eps", choices=["eps", "x0", "v"])
+    t.add_argument("--channels", type=int, default=DIGITS.base_channels)
+    t.add_argument("--mults", type=int, nargs="+", default=list(DIGITS.channel_mults))
+    t.add_argument("--blocks", type=int, default=DIGITS.num_res_blocks)
+    t.add_argument("--attention-levels", type=int, nargs="*", default=list(DIGITS.attention_levels))
+    t.add_argument("--heads", type=int, default=DIGITS.num_heads)
+    t.add_argument("--groups", type=int, default=DIGITS.groups)
+    t.add_argument("--dropout", type=float, default=DIGITS.dropout)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    t.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA)")
+    t.add_argument("--sample-every", type=int, default=None, help="write a sample grid PNG every N steps")
+    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    for name, helptext, func in (
+        ("sample", "draw samples: writes OUT.png (a grid) and OUT.pt (the tensor)", cmd_sample),
+        ("evaluate", "sample-quality report for a digits model (FD_digits with floor and ceiling)", cmd_evaluate),
+    ):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("checkpoint", help="a checkpoint path, or 'digits' for the shipped model")
+        s.add_argument("--n", type=int, default=64 if name == "sample" else 1000, help="number of samples")
+        s.add_argument("--sampler", default="ddim", choices=SAMPLERS)
+        s.add_argument("--ddim-steps", type=int, default=50)
+        s.add_argument("--eta", type=float, default=0.0)
+        s.add_argument("--seed", type=int, default=0)
+        if name == "sample":
+            s.add_argument("--out", default="samples/digits")
+            s.add_argument("--size", type=int, default=None, help="image size (default 8)")
+        else:
+            s.add_argument("--bpd", action="store_true", help="also compute the test-set bits/dim bound")
+        s.set_defaults(func=func)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

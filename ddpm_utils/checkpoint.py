@@ -1,0 +1,96 @@
+"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`, validated on load.
+
+A checkpoint is a plain dict of tensors and primitives:
+    format, step, model_config, train_config, schedule {betas}, model, ema, optimizer (optional),
+    generator_state, torch_rng_state (optional), history (optional)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .schedules import Schedule
+from .unet import MLPDenoiser, UNet, UNetConfig
+
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "build_model"]
+
+FORMAT = "ddpm-from-scratch/1"
+REQUIRED = ("format", "step", "model_config", "schedule", "model")
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """Write `state` to `path` atomically: to a temporary file in the same folder, then rename.
+
+    A crash mid-write leaves any previous file at `path` intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a checkpoint with weights_only=True, with clear errors for missing or corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch.load raises many types for damaged files (RuntimeError, EOFError, struct.error, ...)
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt or truncated and cannot be read ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{str(path)!r} is not a {FORMAT} checkpoint (format: {found!r})")
+    missing = [k for k in REQUIRED if k not in state]
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} lacks {missing}")
+    return state
+
+
+def build_model(model_config: dict) -> torch.nn.Module:
+    """A fresh network from the config dict stored in a checkpoint ({'kind': 'unet'|'mlp', ...})."""
+    cfg = dict(model_config)
+    kind = cfg.pop("kind", "unet")
+    if kind == "unet":
+        return UNet(UNetConfig.from_dict(cfg))
+    if kind == "mlp":
+        return MLPDenoiser(**cfg)
+    raise ValueError(f"unknown model kind {kind!r} in checkpoint; expected 'unet' or 'mlp'")
+
+
+def model_config_dict(model: torch.nn.Module) -> dict:
+    if isinstance(model, UNet):
+        return {"kind": "unet", **model.config.to_dict()}
+    if isinstance(model, MLPDenoiser):
+        hidden = model.net[0].out_features
+        depth = sum(isinstance(m, torch.nn.Linear) for m in model.net) - 1
+        return {"kind": "mlp", "dim": model.dim, "hidden": hidden, "depth": depth, "emb_dim": model.emb_dim}
+    raise TypeError(f"cannot describe a {type(model).__name__} in a checkpoint")
+
+
+def model_from_checkpoint(
+    path_or_state, ema: bool = True, map_location="cpu"
+) -> tuple[torch.nn.Module, Schedule, dict]:
+    """(model in eval mode, schedule, checkpoint dict). Uses the EMA weights when present and `ema`."""
+    state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state, map_location)
+    model = build_model(state["model_config"])
+    weights = state["ema"] if ema and state.get("ema") is not None else state["model"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint weights do not fit its model config {state['model_config']}: {exc}") from exc
+    return model.eval(), Schedule.from_state_dict(state["schedule"]), state

@@ -1,0 +1,199 @@
+"""Sample-quality measures for the 8×8 digits, each with a floor and a ceiling to read it against.
+
+* `DigitsClassifier`: a small CNN the package trains deterministically in seconds on the digits'
+  train split (cached in memory and on disk). Its 64-d penultimate features define
+* `frechet_distance` between two sets of features (FID's formula, on our features: "FD_digits").
+  Floor: real train digits against held-out test digits (`reference_scores`); ceiling: samples
+  from a single Gaussian fitted to the training pixels — any model should beat that easily.
+* `nearest_neighbour_check`: distances of samples to their nearest training image, compared with
+  the same distances for held-out digits; a model that copies its training set has many samples
+  far closer than real unseen digits ever are.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import load_digits
+
+__all__ = [
+    "DigitsClassifier",
+    "train_digits_classifier",
+    "digits_classifier",
+    "frechet_distance",
+    "gaussian_fit_samples",
+    "reference_scores",
+    "nearest_neighbour_check",
+    "evaluate_samples",
+]
+
+
+class DigitsClassifier(nn.Module):
+    """conv(32) → conv(64) → pool → 64-d features → 10 logits, for (B, 1, 8, 8) in [-1, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc = nn.Linear(64 * 4 * 4, 64)
+        self.head = nn.Linear(64, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1:] != (1, 8, 8):
+            raise ValueError(f"the digits classifier takes (B, 1, 8, 8) images, got {tuple(x.shape)}")
+        h = F.relu(self.conv1(x))
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # (B, 64, 4, 4)
+        return F.relu(self.fc(h.flatten(1)))  # (B, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def train_digits_classifier(epochs: int = 30, seed: int = 0) -> DigitsClassifier:
+    """Train the classifier on the train split with light shift augmentation (seeded, ~10 s on 2 cores)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = DigitsClassifier()
+    x, y = load_digits("train", return_labels=True)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 64):
+            idx = order[i : i + 64]
+            xb = x[idx]
+            shift = torch.randint(-1, 2, (2,), generator=g).tolist()  # ±1 pixel, background-padded
+            xb = torch.roll(F.pad(xb, (1, 1, 1, 1), value=-1.0), shifts=shift, dims=(2, 3))[:, :, 1:-1, 1:-1]
+            loss = F.cross_entropy(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval().requires_grad_(False)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("DDPM_CACHE", Path.home() / ".cache" / "ddpm-from-scratch"))
+
+
+@functools.lru_cache(maxsize=1)
+def digits_classifier() -> DigitsClassifier:
+    """The trained classifier, from the disk cache when its recipe and torch version match."""
+    key = hashlib.sha1(f"v1-{torch.__version__}".encode()).hexdigest()[:10]
+    path = _cache_dir() / f"digits_classifier_{key}.pt"
+    model = DigitsClassifier()
+    if path.is_file():
+        try:
+            model.load_state_dict(torch.load(path, weights_only=True))
+            return model.eval().requires_grad_(False)
+        except Exception:  # a corrupt cache is simply rebuilt
+            pass
+    model = train_digits_classifier()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return model
+
+
+def _features(x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return digits_classifier().features(x.float().clamp(-1, 1)).double()
+
+
+def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor) -> float:
+    """‖μ1 - μ2‖² + tr(Σ1 + Σ2 - 2 (Σ1 Σ2)^{1/2}) between Gaussians fitted to two feature sets (N, F).
+
+    The trace term uses tr((Σ1 Σ2)^{1/2}) = Σ sqrt(eig(Σ1^{1/2} Σ2 Σ1^{1/2})), in float64.
+    """
+    if feats1.dim() != 2 or feats2.dim() != 2 or feats1.shape[1] != feats2.shape[1]:
+        raise ValueError(
+            f"feature sets must be (N, F) with equal F, got {tuple(feats1.shape)} and {tuple(feats2.shape)}"
+        )
+    if min(len(feats1), len(feats2)) < 2:
+        raise ValueError("need at least 2 samples in each set")
+    f1, f2 = feats1.double(), feats2.double()
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    s1, s2 = torch.cov(f1.T), torch.cov(f2.T)
+    evals, evecs = torch.linalg.eigh(s1)
+    sqrt_s1 = evecs @ torch.diag(evals.clamp(min=0).sqrt()) @ evecs.T
+    middle = torch.linalg.eigvalsh(sqrt_s1 @ s2 @ sqrt_s1)
+    trace_sqrt = middle.clamp(min=0).sqrt().sum()
+    return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * trace_sqrt)
+
+
+def gaussian_fit_samples(n: int, seed: int = 0) -> torch.Tensor:
+    """n images from one Gaussian fitted to the training pixels (mean and full covariance), in [-1, 1]."""
+    x = load_digits("train").reshape(-1, 64).double()
+    mean, cov = x.mean(0), torch.cov(x.T) + 1e-6 * torch.eye(64, dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 64, generator=g, dtype=torch.float64)
+    return (mean + z @ torch.linalg.cholesky(cov).T).clamp(-1, 1).float().reshape(n, 1, 8, 8)
+
+
+@functools.lru_cache(maxsize=4)
+def reference_scores(n: int = 1000) -> dict[str, float]:
+    """The floor and the ceiling of FD_digits against the test split, for n images (n <= 1438).
+
+    Floor: n real training digits (never seen by the test split) vs the test digits.
+    Ceiling: n draws from a Gaussian fitted to the training pixels vs the test digits.
+    FD falls as n grows, so compare a model's score only with references of the same n.
+    """
+    test = load_digits("test")
+    train = load_digits("train")
+    g = torch.Generator().manual_seed(1)
+    real = train[torch.randperm(len(train), generator=g)[:n]]
+    return {
+        "real_vs_real": frechet_distance(_features(real), _features(test)),
+        "gaussian_fit": frechet_distance(_features(gaussian_fit_samples(n)), _features(test)),
+    }
+
+
+def nearest_neighbour_check(samples: torch.Tensor, quantile: float = 0.05) -> dict[str, float]:
+    """How close samples lie to their nearest training image, against held-out digits (L2 in [-1, 1]).
+
+    Returns the median nearest-neighbour distance of the samples and of the test digits, and the
+    fraction of samples closer to the training set than `quantile` of the test digits are
+    ('too_close'); about `quantile` is normal, much more means copying.
+    """
+    train = load_digits("train").reshape(-1, 64).double()
+    test = load_digits("test").reshape(-1, 64).double()
+    s = samples.reshape(len(samples), -1).double()
+    d_samples = torch.cdist(s, train).min(1).values
+    d_test = torch.cdist(test, train).min(1).values
+    threshold = torch.quantile(d_test, quantile)
+    return {
+        "median_nn_samples": d_samples.median().item(),
+        "median_nn_test": d_test.median().item(),
+        "too_close": (d_samples < threshold).double().mean().item(),
+        "expected_too_close": quantile,
+    }
+
+
+def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
+    """FD_digits against the test split, with the floor and ceiling for the same number of images,
+    the classes the classifier sees (every class should appear), its mean confidence, and the
+    nearest-neighbour check."""
+    test = load_digits("test")
+    feats = _features(samples)
+    with torch.no_grad():
+        probs = torch.softmax(digits_classifier().head(feats.float()), dim=1)
+    counts = torch.bincount(probs.argmax(1), minlength=10)
+    n = min(len(samples), len(load_digits("train")))
+    return {
+        "fd": frechet_distance(feats, _features(test)),
+        **{f"floor_{k}" if k == "real_vs_real" else f"ceiling_{k}": v for k, v in reference_scores(n).items()},
+        "classes_present": int((counts > 0).sum()),
+        "min_class_fraction": (counts.min() / len(samples)).item(),
+        "confidence": probs.max(1).values.mean().item(),
+        **nearest_neighbour_check(samples),
+    }

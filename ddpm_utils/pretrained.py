@@ -1,0 +1,30 @@
+"""The shipped pretrained models (trained on this project's CPU recipe; see README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import model_from_checkpoint
+from .schedules import Schedule
+
+__all__ = ["PRETRAINED", "pretrained_path", "load_pretrained"]
+
+_ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED = {"digits": _ROOT / "checkpoints" / "digits.pt"}
+
+
+def pretrained_path(name: str = "digits") -> Path:
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}")
+    path = PRETRAINED[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; recreate it with `make pretrained` (see README)")
+    return path
+
+
+def load_pretrained(name: str = "digits") -> tuple[torch.nn.Module, Schedule]:
+    """(EMA network in eval mode, its schedule) of a shipped model, e.g. `load_pretrained("digits")`."""
+    model, schedule, _ = model_from_checkpoint(pretrained_path(name))
+    return model, schedule

@@ -1,0 +1,148 @@
+"""Samplers: DDPM ancestral sampling [DDPM Alg. 2] and DDIM [DDIM Eq. 12], with inversion.
+
+Samplers are pure functions of (model, schedule, shape or start, generator) sharing one signature
+style; `callback(i, t, xt, x0_pred)` sees every step, so a caller can record the trajectory or the
+x̂_0 predictions. `model(xt, t)` is any network or callable; t is a (B,) LongTensor, 0-based.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .reverse import eps_and_x0_from_output, p_mean_variance
+from .schedules import Schedule, gather
+
+__all__ = ["ddpm_sample", "ddim_timesteps", "ddim_sample", "ddim_invert", "SAMPLERS"]
+
+Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+
+
+def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
+    if x_T is not None:
+        if not isinstance(x_T, torch.Tensor) or not x_T.is_floating_point():
+            raise TypeError("x_T must be a floating-point tensor")
+        return x_T.clone()
+    if shape is None:
+        raise ValueError("give either shape or x_T")
+    return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+
+
+@torch.no_grad()
+def ddpm_sample(
+    model,
+    schedule: Schedule,
+    shape=None,
+    generator: torch.Generator | None = None,
+    variance: str = "beta_tilde",
+    clip_x0: bool = False,
+    prediction: str = "eps",
+    callback: Callback | None = None,
+    x_T: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Ancestral sampling from p_θ(x_{0:T}). [DDPM Alg. 2]
+
+    1: x_T ~ N(0, I)
+    2: for t = T, ..., 1:
+    3:     z ~ N(0, I) if t > 1, else z = 0            (no noise is added at the last step)
+    4:     x_{t-1} = μ_θ(x_t, t) + σ_t z,  σ_t² = β_t ('beta') or β̃_t ('beta_tilde')
+    5: return x_0
+    Args: shape (B, ...) of the samples, or x_T to start from; clip_x0 clamps x̂_0 to [-1, 1].
+    """
+    xt = _start(shape, x_T, generator, device, dtype)
+    batch = xt.shape[0]
+    for i, step in enumerate(reversed(range(schedule.num_steps))):
+        t = torch.full((batch,), step, dtype=torch.long, device=xt.device)
+        out = p_mean_variance(schedule, xt, t, model(xt, t), prediction, variance, clip_x0)
+        if callback is not None:
+            callback(i, step, xt, out.x0_pred)
+        if step > 0:
+            z = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+            xt = out.model_mean + (0.5 * out.model_log_variance).exp() * z
+        else:
+            xt = out.model_mean
+    return xt
+
+
+def ddim_timesteps(num_steps: int, num_inference_steps: int) -> torch.Tensor:
+    """Evenly spaced 0-based timesteps τ_1 < ... < τ_S from 0 to T-1 (both included). [DDIM §4.2]"""
+    if not 1 <= num_inference_steps <= num_steps:
+        raise ValueError(f"num_inference_steps must lie in [1, {num_steps}], got {num_inference_steps}")
+    if num_inference_steps == 1:
+        return torch.tensor([num_steps - 1])
+    return torch.linspace(0, num_steps - 1, num_inference_steps, dtype=torch.float64).round().long()
+
+
+@torch.no_grad()
+def ddim_sample(
+    model,
+    schedule: Schedule,
+    shape=None,
+    num_inference_steps: int = 50,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    clip_x0: bool = False,
+    prediction: str = "eps",
+    callback: Callback | None = None,
+    x_T: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """DDIM sampling on a respaced subsequence of timesteps. [DDIM Eq. 12, §4.2]
+
+    x_{τ_{i-1}} = √ᾱ_{τ_{i-1}} x̂_0 + sqrt(1 - ᾱ_{τ_{i-1}} - σ²) ε̂ + σ z
+    σ = η sqrt((1 - ᾱ_{τ_{i-1}}) / (1 - ᾱ_{τ_i})) sqrt(1 - ᾱ_{τ_i} / ᾱ_{τ_{i-1}})
+    η = 0 is deterministic; η = 1 on the full schedule is DDPM with σ_t² = β̃_t. After the last
+    timestep τ_1 the sampler jumps to x_0 = x̂_0 (ᾱ := 1).
+    """
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    xt = _start(shape, x_T, generator, device, dtype)
+    batch = xt.shape[0]
+    taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()
+    alpha_bars = schedule.alpha_bars
+    for i in reversed(range(len(taus))):
+        step = taus[i]
+        t = torch.full((batch,), step, dtype=torch.long, device=xt.device)
+        eps_pred, x0_pred = eps_and_x0_from_output(schedule, xt, t, model(xt, t), prediction)
+        if clip_x0:
+            x0_pred = x0_pred.clamp(-1, 1)
+            eps_pred = (xt - gather(schedule.sqrt_alpha_bars, t, xt) * x0_pred) / gather(
+                schedule.sqrt_one_minus_alpha_bars, t, xt
+            )
+        if callback is not None:
+            callback(len(taus) - 1 - i, step, xt, x0_pred)
+        ab = alpha_bars[step].item()
+        ab_prev = alpha_bars[taus[i - 1]].item() if i > 0 else 1.0
+        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
+        xt = ab_prev**0.5 * x0_pred + max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps_pred
+        if sigma > 0:
+            xt = xt + sigma * torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+    return xt
+
+
+@torch.no_grad()
+def ddim_invert(
+    model, schedule: Schedule, x0: torch.Tensor, num_inference_steps: int = 50, prediction: str = "eps"
+) -> torch.Tensor:
+    """Run deterministic DDIM (η = 0) backwards, x_0 → x_T, approximating ε̂ at each step by its
+    value at the lower timestep. [DDIM §4.3 / Eq. 14]  `ddim_sample(x_T=...)` maps the result back."""
+    xt = x0.clone()
+    batch = xt.shape[0]
+    taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()
+    ab_prev = 1.0
+    for i, step in enumerate(taus):
+        # ε̂ is evaluated at the current point; at the first step (still x_0) use the lowest timestep.
+        t = torch.full((batch,), taus[i - 1] if i > 0 else step, dtype=torch.long, device=xt.device)
+        eps_pred, _ = eps_and_x0_from_output(schedule, xt, t, model(xt, t), prediction)
+        ab = schedule.alpha_bars[step].item()
+        x0_pred = (xt - (1 - ab_prev) ** 0.5 * eps_pred) / ab_prev**0.5
+        xt = ab**0.5 * x0_pred + (1 - ab) ** 0.5 * eps_pred
+        ab_prev = ab
+    return xt
+
+
+SAMPLERS = ("ddpm", "ddim")

@@ -1,0 +1,311 @@
+"""Training by DDPM Algorithm 1, with EMA, warm-up, clipping, checkpoints and optional DDP.
+
+    1: repeat
+    2:   x_0 ~ q(x_0)
+    3:   t ~ Uniform({1, ..., T})                  (0-based here: t ~ Uniform({0, ..., T-1}))
+    4:   ε ~ N(0, I)
+    5:   gradient step on ∇_θ ‖ε - ε_θ(√ᾱ_t x_0 + √(1-ᾱ_t) ε, t)‖²
+    6: until converged                                                        [DDPM Alg. 1]
+
+`training_losses` is steps 2-5's loss for given (x_0, t, ε); `Trainer` runs the loop. Under
+`torchrun` (torch.distributed initialised), every rank draws the same global batch from the same
+generator and keeps its own slice, and DDP averages the gradients: a step on N ranks with batch B
+each equals a step on one process with batch N·B, and a checkpoint resumes on any number of ranks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, model_config_dict, save_checkpoint
+from .elbo import loss_simple
+from .forward import q_sample, v_from_eps
+from .reverse import PREDICTIONS
+from .schedules import Schedule, make_schedule
+
+__all__ = ["TrainConfig", "training_losses", "draw_batch", "Trainer"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. `batch_size` is the global batch (split across ranks under DDP)."""
+
+    schedule: str = "linear"
+    num_steps: int = 1000  # T
+    prediction: str = "eps"  # 'eps' (DDPM), 'x0' or 'v'
+    batch_size: int = 128
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"  # 'cosine' decays to 0 at the end of the run; 'constant'
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999  # reached after a warm-up: decay_k = min(ema_decay, (1 + k) / (10 + k))
+    max_steps: int = 2000
+    max_minutes: float | None = None  # stop after this much wall-clock time, whichever comes first
+    seed: int = 0
+    log_every: int = 50
+    num_buckets: int = 10  # loss is also tracked per t-bucket of width T / num_buckets
+    amp: bool = True  # bf16 autocast, on CUDA only
+    compile: bool = False  # torch.compile the network (CUDA; on CPU it compiles slowly and gains little)
+    channels_last: bool = True
+
+    def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if self.batch_size < 1 or self.max_steps < 1 or self.lr <= 0:
+            raise ValueError("batch_size, max_steps and lr must be positive")
+
+
+def draw_batch(
+    data: torch.Tensor, batch_size: int, num_steps: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps 2-4 of Algorithm 1: x_0 drawn with replacement from `data`, t uniform, ε ~ N(0, I).
+
+    The generator lives on the CPU so that runs are reproducible across devices.
+    Returns x0 (B, ...), t (B,) 0-based, noise (B, ...), all on the CPU.
+    """
+    index = torch.randint(0, len(data), (batch_size,), generator=generator)
+    t = torch.randint(0, num_steps, (batch_size,), generator=generator)
+    noise = torch.randn((batch_size, *data.shape[1:]), generator=generator, dtype=data.dtype)
+    return data[index.to(data.device)].cpu(), t, noise
+
+
+def training_losses(
+    model: nn.Module,
+    schedule: Schedule,
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    prediction: str = "eps",
+) -> torch.Tensor:
+    """Per-example L_simple for given (x_0, t, ε). [DDPM Eq. 14]  Returns (B,).
+
+    The target is ε for 'eps', x_0 for 'x0' and v = √ᾱ ε - √(1-ᾱ) x_0 for 'v'.
+    """
+    xt = q_sample(schedule, x0, t, noise=noise)
+    if prediction == "eps":
+        target = noise
+    elif prediction == "x0":
+        target = x0
+    elif prediction == "v":
+        target = v_from_eps(schedule, x0, t, noise)
+    else:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return loss_simple(model(xt, t).float(), target.float())
+
+
+def _dist():
+    """(rank, world_size) of the running torch.distributed group, or (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class Trainer:
+    """Holds the network, its EMA, the optimiser, the schedule and the random state of one run."""
+
+    def __init__(self, model: nn.Module, data: torch.Tensor, config: TrainConfig = TrainConfig(), device="cpu"):
+        if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2:
+            raise ValueError(f"data must be a floating-point tensor (N, ...), got {getattr(data, 'shape', data)}")
+        self.config = config
+        self.device = torch.device(device)
+        self.rank, self.world_size = _dist()
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by {self.world_size} ranks")
+        self.data = data
+        self.schedule = make_schedule(config.schedule, config.num_steps)
+        self.model = model.to(self.device)
+        self._channels_last = config.channels_last and data.dim() == 4
+        if self._channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999)
+        )
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.history: dict[str, list] = {"step": [], "loss": [], "bucket_loss": [], "lr": []}
+        self._net = self.model
+        if self.world_size > 1:
+            self._net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        if config.compile:
+            self._net = torch.compile(self._net)
+        self._window = self._new_window()
+
+    # ---- one step -------------------------------------------------------------------------
+    def _new_window(self):
+        return {
+            "sum": 0.0,
+            "n": 0,
+            "bucket_sum": torch.zeros(self.config.num_buckets),
+            "bucket_n": torch.zeros(self.config.num_buckets),
+        }
+
+    def lr_at(self, progress: float) -> float:
+        """Learning rate after linear warm-up, then constant or cosine-decayed with `progress` in [0, 1]."""
+        cfg = self.config
+        warm = min(1.0, (self.step + 1) / max(1, cfg.warmup_steps))
+        decay = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) if cfg.lr_schedule == "cosine" else 1.0
+        return cfg.lr * warm * decay
+
+    def train_step(self, progress: float | None = None) -> float:
+        """One optimiser step on one global batch; returns the mean loss of this rank's slice."""
+        cfg = self.config
+        self.model.train()
+        x0, t, noise = draw_batch(self.data, cfg.batch_size, cfg.num_steps, self.generator)
+        per_rank = cfg.batch_size // self.world_size
+        part = slice(self.rank * per_rank, (self.rank + 1) * per_rank)
+        x0, t, noise = (v[part].to(self.device) for v in (x0, t, noise))
+        if self._channels_last:
+            x0, noise = (
+                x0.contiguous(memory_format=torch.channels_last),
+                noise.contiguous(memory_format=torch.channels_last),
+            )
+        lr = self.lr_at(self.step / cfg.max_steps if progress is None else progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"):
+            losses = training_losses(self._net, self.schedule, x0, t, noise, cfg.prediction)  # (B,)
+        loss = losses.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss became non-finite ({loss.item()}) at step {self.step}; stopping. "
+                "The last checkpoint written (if any) is left intact; lower the learning rate or check the data."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        decay = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for p_ema, p in zip(self.ema.parameters(), self.model.parameters()):
+                p_ema.lerp_(p, 1 - decay)
+            for b_ema, b in zip(self.ema.buffers(), self.model.buffers()):
+                b_ema.copy_(b)
+        self._record(losses.detach().cpu(), t.cpu(), lr)
+        return loss.item()
+
+    def _record(self, losses: torch.Tensor, t: torch.Tensor, lr: float) -> None:
+        w, cfg = self._window, self.config
+        w["sum"] += losses.sum().item()
+        w["n"] += len(losses)
+        bucket = (t * cfg.num_buckets) // cfg.num_steps
+        w["bucket_sum"].index_add_(0, bucket, losses)
+        w["bucket_n"].index_add_(0, bucket, torch.ones_like(losses))
+        if self.step % cfg.log_every == 0:
+            self.history["step"].append(self.step)
+            self.history["loss"].append(w["sum"] / w["n"])
+            self.history["bucket_loss"].append((w["bucket_sum"] / w["bucket_n"].clamp(min=1)).tolist())
+            self.history["lr"].append(lr)
+            self._window = self._new_window()
+
+    # ---- the loop -------------------------------------------------------------------------
+    def train(
+        self,
+        max_steps: int | None = None,
+        max_minutes: float | None = None,
+        progress: bool = True,
+        callback: Callable[[Trainer], None] | None = None,
+        callback_every: int | None = None,
+        checkpoint_path: str | Path | None = None,
+        checkpoint_every: int | None = None,
+    ) -> Trainer:
+        """Train until step `max_steps` (total, counting resumed steps; at most `config.max_steps`)
+        or `max_minutes` of wall clock.
+
+        The learning-rate schedule runs over `config.max_steps`, or over `max_minutes` if that is
+        nearer. `callback(trainer)` runs
+        every `callback_every` steps (e.g. to draw a sample grid); a checkpoint is written every
+        `checkpoint_every` steps and at the end, by rank 0 only.
+        """
+        from tqdm import tqdm
+
+        cfg = self.config
+        stop_at = min(max_steps or cfg.max_steps, cfg.max_steps)
+        max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
+        start, first = time.perf_counter(), self.step
+        bar = tqdm(total=stop_at, initial=self.step, disable=not progress or self.rank != 0, mininterval=2.0, ncols=90)
+        while self.step < stop_at:
+            elapsed = (time.perf_counter() - start) / 60
+            if max_minutes is not None and elapsed >= max_minutes:
+                break
+            # the learning-rate schedule always runs over the configured length (cfg.max_steps), so
+            # stopping early and resuming follows the same curve as one uninterrupted run
+            frac = self.step / cfg.max_steps
+            if max_minutes is not None and self.step > first:
+                frac = max(frac, elapsed / max_minutes)
+            self.train_step(progress=frac)
+            bar.update(1)
+            if self.step % cfg.log_every == 0:
+                bar.set_postfix(loss=f"{self.history['loss'][-1]:.4f}")
+            if callback is not None and callback_every and self.step % callback_every == 0:
+                callback(self)
+            if checkpoint_path is not None and checkpoint_every and self.step % checkpoint_every == 0:
+                self.save(checkpoint_path)
+        bar.close()
+        if checkpoint_path is not None:
+            self.save(checkpoint_path)
+        return self
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "model_config": model_config_dict(self.model),
+            "train_config": asdict(self.config),
+            "schedule": self.schedule.state_dict(),
+            "model": {k: v.contiguous() for k, v in self.model.state_dict().items()},
+            "ema": {k: v.contiguous() for k, v in self.ema.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "generator_state": self.generator.get_state(),
+            "torch_rng_state": torch.get_rng_state(),
+            "history": self.history,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint atomically (rank 0 only; other ranks wait for it)."""
+        if self.rank == 0:
+            save_checkpoint(self.state_dict(), path)
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("model_config") != model_config_dict(self.model):
+            raise ValueError(
+                f"checkpoint model config {state.get('model_config')} differs from this trainer's "
+                f"{model_config_dict(self.model)}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        if state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.generator.set_state(state["generator_state"])
+        if state.get("torch_rng_state") is not None:
+            torch.set_rng_state(state["torch_rng_state"])
+        self.history = state.get("history") or self.history
+
+    @classmethod
+    def resume(cls, path: str | Path, data: torch.Tensor, device="cpu", **overrides) -> Trainer:
+        """Rebuild a trainer from a checkpoint and continue where it stopped."""
+        from .checkpoint import build_model
+
+        state = load_checkpoint(path)
+        config = TrainConfig(**{**state["train_config"], **overrides})
+        trainer = cls(build_model(state["model_config"]), data, config, device=device)
+        trainer.load_state_dict(state)
+        return trainer

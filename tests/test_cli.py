@@ -1,0 +1,58 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ddpm_utils.__main__ import main
+
+
+def test_help_lists_the_commands():
+    out = subprocess.run([sys.executable, "-m", "ddpm_utils", "--help"], capture_output=True, text=True, check=True)
+    for cmd in ("train", "sample", "evaluate"):
+        assert cmd in out.stdout
+
+
+def test_train_then_sample(tmp_path, capsys):
+    ck = tmp_path / "tiny.pt"
+    args = [
+        "train",
+        "--out",
+        str(ck),
+        "--steps",
+        "3",
+        "--channels",
+        "16",
+        "--groups",
+        "8",
+        "--heads",
+        "2",
+        "--blocks",
+        "1",
+        "--quiet",
+        "--batch-size",
+        "8",
+    ]
+    assert main(args) == 0
+    assert ck.is_file()
+    assert main(["train", "--resume", str(ck), "--out", str(ck), "--steps", "4", "--quiet"]) == 0
+    assert torch.load(ck, weights_only=True)["step"] == 4
+    out = tmp_path / "samples"
+    assert main(["sample", str(ck), "--n", "4", "--ddim-steps", "5", "--out", str(out)]) == 0
+    x = torch.load(out.with_suffix(".pt"), weights_only=True)
+    assert x.shape == (4, 1, 8, 8) and torch.isfinite(x).all()
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_clear_errors(tmp_path, capsys):
+    assert main(["sample", str(tmp_path / "nope.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    assert main(["sample", str(bad)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sample", str(bad), "--sampler", "euler"])  # argparse names the allowed choices
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["train", "--channels", "20", "--groups", "8", "--steps", "1", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "divisible" in capsys.readouterr().err

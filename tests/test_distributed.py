@@ -1,0 +1,53 @@
+"""DDP on CPU with 2 processes (gloo): a step on 2 ranks with batch B each equals a step on one
+process with batch 2B; a checkpoint written by rank 0 resumes on one process."""
+
+import os
+import socket
+
+import torch
+import torch.multiprocessing as mp
+
+from ddpm_utils.training import TrainConfig, Trainer
+from ddpm_utils.unet import UNet, UNetConfig
+
+TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)
+CFG = TrainConfig(max_steps=2, batch_size=16, warmup_steps=1)
+
+
+def _data():
+    return torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    trainer = Trainer(UNet(TINY), _data(), CFG)
+    trainer.train(max_steps=1, progress=False, checkpoint_path=os.path.join(out_dir, "ddp.pt"))
+    torch.save([p.detach().clone() for p in trainer.model.parameters()], os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_equal_one_process_with_double_batch(tmp_path):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    single = Trainer(UNet(TINY), _data(), CFG)
+    single.train(max_steps=1, progress=False)
+    for rank in range(2):
+        ddp_params = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        for a, b in zip(ddp_params, single.model.parameters()):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+    # rank 0 wrote the checkpoint; resume it on one process and match two straight steps
+    single.train(progress=False)
+    resumed = Trainer.resume(tmp_path / "ddp.pt", _data()).train(progress=False)
+    assert resumed.step == single.step == 2
+    for a, b in zip(resumed.model.parameters(), single.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert sorted(os.listdir(tmp_path)) == ["ddp.pt", "rank0.pt", "rank1.pt"]

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from ddpm_utils.data import load_digits
+from ddpm_utils.metrics import (
+    digits_classifier,
+    evaluate_samples,
+    frechet_distance,
+    gaussian_fit_samples,
+    nearest_neighbour_check,
+    reference_scores,
+)
+
+
+def test_frechet_distance_matches_scipy_sqrtm():
+    linalg = pytest.importorskip("scipy.linalg")
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(500, 6, generator=g, dtype=torch.float64)
+    b = (
+        torch.randn(400, 6, generator=g, dtype=torch.float64) @ torch.randn(6, 6, generator=g, dtype=torch.float64)
+        + 0.3
+    )
+    s1, s2 = torch.cov(a.T).numpy(), torch.cov(b.T).numpy()
+    covmean = linalg.sqrtm(s1 @ s2).real
+    expected = ((a.mean(0) - b.mean(0)) ** 2).sum().item() + (s1.trace() + s2.trace() - 2 * covmean.trace())
+    assert abs(frechet_distance(a, b) - expected) < 1e-6 * max(1.0, expected)
+    assert abs(frechet_distance(a, a)) < 1e-6
+
+
+def test_classifier_is_accurate_on_held_out_digits():
+    x, y = load_digits("test", return_labels=True)
+    with torch.no_grad():
+        acc = (digits_classifier()(x).argmax(1) == y).double().mean().item()
+    assert acc > 0.95
+
+
+def test_floor_below_ceiling_and_real_digits_score_near_floor():
+    ref = reference_scores(300)
+    assert ref["real_vs_real"] < 0.3 * ref["gaussian_fit"]
+    report = evaluate_samples(gaussian_fit_samples(300, seed=5))
+    assert report["fd"] > 3 * report["floor_real_vs_real"]
+    assert report["classes_present"] >= 5
+
+
+def test_nearest_neighbour_check_flags_copies():
+    copies = nearest_neighbour_check(load_digits("train")[:200])
+    assert copies["too_close"] > 0.9 and copies["median_nn_samples"] == 0
+    unseen = nearest_neighbour_check(load_digits("test"))
+    assert abs(unseen["too_close"] - 0.05) < 0.01  # by construction, the test set's own 5% quantile
+
+
+def test_bad_feature_shapes():
+    with pytest.raises(ValueError, match="equal F"):
+        frechet_distance(torch.zeros(5, 3), torch.zeros(5, 4))
+    with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
+        evaluate_samples(torch.zeros(5, 1, 28, 28))

@@ -1,0 +1,155 @@
+import os
+
+import pytest
+import torch
+
+from ddpm_utils import load_toy, make_schedule, q_sample
+from ddpm_utils.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ddpm_utils.training import TrainConfig, Trainer, draw_batch, training_losses
+from ddpm_utils.unet import MLPDenoiser, UNet, UNetConfig
+
+TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)
+
+
+def _images(n=64, seed=0):
+    return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def _params(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def test_training_losses_is_algorithm_1():
+    s = make_schedule("linear", 1000)
+    model = MLPDenoiser(2)
+    torch.nn.init.normal_(model.net[-1].weight)
+    x0, t, noise = draw_batch(load_toy("moons", 100), 16, 1000, torch.Generator().manual_seed(0))
+    xt = s.alpha_bars[t].sqrt()[:, None] * x0 + (1 - s.alpha_bars[t]).sqrt()[:, None] * noise
+    expected = ((noise - model(xt.float(), t)) ** 2).mean(1)
+    torch.testing.assert_close(training_losses(model, s, x0, t, noise), expected)
+    torch.testing.assert_close(q_sample(s, x0, t, noise=noise), xt.float())
+
+
+def test_loss_falls_on_a_toy_set():
+    torch.manual_seed(0)
+    trainer = Trainer(MLPDenoiser(2), load_toy("moons", 2000), TrainConfig(max_steps=400, log_every=50, lr=3e-3))
+    trainer.train(progress=False)
+    losses = trainer.history["loss"]
+    assert losses[-1] < 0.8 * losses[0]
+    assert len(trainer.history["bucket_loss"][-1]) == 10
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_other_predictions_train(prediction):
+    torch.manual_seed(0)
+    trainer = Trainer(MLPDenoiser(2), load_toy("moons", 500), TrainConfig(max_steps=20, prediction=prediction))
+    trainer.train(progress=False)
+    assert torch.isfinite(_params(trainer.model)).all()
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    data = _images()
+    cfg = TrainConfig(max_steps=8, batch_size=16, log_every=2, warmup_steps=3)
+    torch.manual_seed(0)
+    straight = Trainer(UNet(TINY), data, cfg).train(progress=False)
+
+    torch.manual_seed(0)
+    first = Trainer(UNet(TINY), data, cfg)
+    first.train(max_steps=4, progress=False, checkpoint_path=tmp_path / "ck.pt")
+    resumed = Trainer.resume(tmp_path / "ck.pt", data)
+    assert resumed.step == 4
+    resumed.train(progress=False)
+    assert resumed.step == straight.step == 8
+    torch.testing.assert_close(_params(resumed.model), _params(straight.model), rtol=0, atol=0)
+    torch.testing.assert_close(_params(resumed.ema), _params(straight.ema), rtol=0, atol=0)
+    assert resumed.history["loss"] == straight.history["loss"]
+
+
+def test_dropout_runs_resume_identically(tmp_path):
+    """Dropout draws from torch's global generator, whose state the checkpoint also keeps."""
+    data = _images()
+    cfg = TrainConfig(max_steps=4, batch_size=8)
+    tiny = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2, dropout=0.3)
+    torch.manual_seed(0)
+    straight = Trainer(UNet(tiny), data, cfg).train(progress=False)
+    torch.manual_seed(0)
+    Trainer(UNet(tiny), data, cfg).train(max_steps=2, progress=False, checkpoint_path=tmp_path / "d.pt")
+    torch.manual_seed(123)  # resuming restores the RNG state, whatever it is now
+    resumed = Trainer.resume(tmp_path / "d.pt", data).train(progress=False)
+    torch.testing.assert_close(_params(resumed.model), _params(straight.model), rtol=0, atol=0)
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path):
+    data = _images()
+    path = tmp_path / "good.pt"
+    trainer = Trainer(UNet(TINY), data, TrainConfig(max_steps=4, batch_size=8))
+    trainer.train(max_steps=2, progress=False, checkpoint_path=path)
+    before = path.read_bytes()
+    trainer.data = torch.full_like(data, float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        trainer.train(max_steps=4, progress=False, checkpoint_path=path, checkpoint_every=1)
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["step"] == 2
+
+
+def test_checkpoint_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_checkpoint({"step": 1, "model_config": {}, "schedule": {}, "model": {}}, path)
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 2, "model_config": {}, "schedule": {}, "model": {}}, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["ck.pt"]  # no temporary file left behind
+
+
+def test_bad_checkpoints(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    trainer = Trainer(UNet(TINY), _images(), TrainConfig(max_steps=1, batch_size=8))
+    good = tmp_path / "good.pt"
+    trainer.save(good)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load_checkpoint(truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        load_checkpoint(garbage)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="not a ddpm-from-scratch/1 checkpoint"):
+        load_checkpoint(other)
+    # a checkpoint from an incompatible config
+    bigger = Trainer(
+        UNet(UNetConfig(base_channels=32, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)),
+        _images(),
+        TrainConfig(max_steps=1, batch_size=8),
+    )
+    with pytest.raises(ValueError, match="differs"):
+        bigger.load_state_dict(load_checkpoint(good))
+    state = load_checkpoint(good)
+    state["model_config"] = {**state["model_config"], "base_channels": 32}
+    with pytest.raises(ValueError, match="do not fit"):
+        model_from_checkpoint(state)
+
+
+def test_model_from_checkpoint_uses_ema(tmp_path):
+    trainer = Trainer(UNet(TINY), _images(), TrainConfig(max_steps=3, batch_size=8, ema_decay=0.5))
+    trainer.train(progress=False, checkpoint_path=tmp_path / "c.pt")
+    model, schedule, state = model_from_checkpoint(tmp_path / "c.pt")
+    torch.testing.assert_close(_params(model), _params(trainer.ema))
+    assert schedule.num_steps == 1000 and not model.training
+
+
+def test_bad_train_config_and_data():
+    with pytest.raises(ValueError, match="prediction"):
+        TrainConfig(prediction="score")
+    with pytest.raises(ValueError, match="floating-point"):
+        Trainer(UNet(TINY), torch.zeros(10, 1, 8, 8, dtype=torch.long))

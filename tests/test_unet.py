@@ -1,0 +1,147 @@
+import math
+
+import pytest
+import torch
+
+from ddpm_utils.unet import DDPM_CIFAR10, DIGITS, Attention, MLPDenoiser, UNet, UNetConfig, timestep_embedding
+
+TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)
+
+
+def n_params(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_ddpm_cifar10_config_has_the_papers_35_7M_parameters():
+    n = n_params(UNet(DDPM_CIFAR10))
+    assert round(n / 1e6, 1) == 35.7
+    diffusers = pytest.importorskip("diffusers")
+    ref = diffusers.UNet2DModel(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(128, 256, 256, 256),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=None,
+    )
+    assert n == n_params(ref)  # the peer implementation of the same architecture
+
+
+def test_matched_small_config_has_diffusers_parameter_count():
+    diffusers = pytest.importorskip("diffusers")
+    ref = diffusers.UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    )
+    ours = UNetConfig(
+        base_channels=32, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=8, scale_shift=False
+    )
+    assert n_params(UNet(ours)) == n_params(ref)
+
+
+@pytest.mark.parametrize(
+    "channels,size,mults",
+    [(1, 8, (1, 2)), (1, 28, (1, 2, 2)), (3, 32, (1, 2, 2, 2)), (1, 16, (1,)), (3, 12, (1, 2, 2))],
+)
+def test_unet_shapes_at_several_sizes(channels, size, mults):
+    cfg = UNetConfig(
+        in_channels=channels,
+        base_channels=16,
+        channel_mults=mults,
+        num_res_blocks=1,
+        groups=8,
+        num_heads=2,
+        attention_levels=(len(mults) - 1,),
+    )
+    model = UNet(cfg)
+    x = torch.randn(2, channels, size, size)
+    out = model(x, torch.tensor([0, 999]))
+    assert out.shape == x.shape
+    assert (out == 0).all()  # zero-initialised output layer: ε̂ = 0 before training
+    with torch.no_grad():
+        for p in model.conv_out.parameters():
+            p.normal_()
+    out = model(x, torch.tensor([0, 999]))
+    assert torch.isfinite(out).all() and out.abs().sum() > 0
+
+
+def test_timestep_embedding_formula_and_diffusers():
+    t = torch.tensor([0, 1, 17, 999])
+    emb = timestep_embedding(t, 32)
+    half = 16
+    for i in range(half):
+        freq = 10_000 ** (-i / (half - 1))
+        # float64 reference; float32 rounding of t·ω (|t·ω| up to 999) allows ~1e-4
+        torch.testing.assert_close(emb[:, i], torch.sin(t.double() * freq).float(), rtol=0, atol=1e-4)
+        torch.testing.assert_close(emb[:, half + i], torch.cos(t.double() * freq).float(), rtol=0, atol=1e-4)
+    pytest.importorskip("diffusers")
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    ref = get_timestep_embedding(t, 32, flip_sin_to_cos=False, downscale_freq_shift=1)
+    torch.testing.assert_close(emb, ref)
+    assert timestep_embedding(t, 33).shape == (4, 33)
+
+
+def test_attention_matches_naive_softmax():
+    torch.manual_seed(1)
+    attn = Attention(16, num_heads=2, groups=8)
+    torch.nn.init.normal_(attn.proj.weight)
+    x = torch.randn(3, 16, 4, 4)
+    h = attn.norm(x)
+    q, k, v = attn.qkv(h).reshape(3, 3, 2, 8, 16).unbind(1)  # each (B, heads, d, HW)
+    weights = torch.softmax(torch.einsum("bhdi,bhdj->bhij", q, k) / math.sqrt(8), dim=-1)
+    out = torch.einsum("bhij,bhdj->bhdi", weights, v).reshape(3, 16, 4, 4)
+    torch.testing.assert_close(attn(x), x + attn.proj(out), rtol=1e-5, atol=1e-5)
+
+
+def test_channels_last_gives_same_output():
+    torch.manual_seed(2)
+    model = UNet(TINY)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 5, 50, 500])
+    ref = model(x, t)
+    out = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last), t)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_inputs_and_configs():
+    model = UNet(TINY)
+    t = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="1 input channel"):
+        model(torch.zeros(2, 3, 8, 8), t)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        model(torch.zeros(2, 1, 9, 9), t)
+    with pytest.raises(TypeError, match="floating-point"):
+        model(torch.zeros(2, 1, 8, 8, dtype=torch.long), t)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        model(torch.zeros(2, 64), t)
+    with pytest.raises(ValueError, match="t must be a tensor of shape"):
+        model(torch.zeros(2, 1, 8, 8), torch.tensor([0]))
+    with pytest.raises(ValueError, match="divisible by groups"):
+        UNetConfig(base_channels=20, groups=8)
+    with pytest.raises(ValueError, match="attention_levels"):
+        UNetConfig(channel_mults=(1, 2), attention_levels=(2,))
+    with pytest.raises(ValueError, match="unknown UNetConfig fields"):
+        UNetConfig.from_dict({"base_chanels": 3})
+
+
+def test_config_round_trip_and_defaults():
+    assert UNetConfig.from_dict(DIGITS.to_dict()) == DIGITS
+    assert DIGITS.downsample_factor == 2
+
+
+def test_mlp_denoiser():
+    m = MLPDenoiser(dim=2)
+    out = m(torch.randn(5, 2), torch.arange(5))
+    assert out.shape == (5, 2) and (out == 0).all()
+    with pytest.raises(ValueError, match=r"\(B, 2\)"):
+        m(torch.randn(5, 3), torch.arange(5))
