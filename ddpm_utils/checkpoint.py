@@ -50,7 +50,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch.load raises many types for damaged files (RuntimeError, EOFError, struct.error, ...)
+    except Exception as exc:  # damaged files raise RuntimeError, EOFError, struct.error, ...
         raise ValueError(f"checkpoint {str(path)!r} is corrupt or truncated and cannot be read ({exc})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
