@@ -25,6 +25,7 @@ def _unet_config(args, channels: int) -> UNetConfig:
         num_heads=args.heads,
         groups=args.groups,
         dropout=args.dropout,
+        scale_shift=args.scale_shift,
     )
 
 
@@ -126,6 +127,18 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Keep only what sampling needs: the EMA weights (as the model), config, schedule, step."""
+    from .checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(args.checkpoint)
+    slim = {k: state[k] for k in ("step", "model_config", "train_config", "schedule") if k in state}
+    slim["model"] = state["ema"] if state.get("ema") is not None else state["model"]
+    save_checkpoint(slim, args.out)
+    print(f"wrote {args.out} (EMA weights of step {state['step']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ddpm_utils", description="Train, sample and evaluate DDPMs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--heads", type=int, default=DIGITS.num_heads)
     t.add_argument("--groups", type=int, default=DIGITS.groups)
     t.add_argument("--dropout", type=float, default=DIGITS.dropout)
+    t.add_argument("--scale-shift", action=argparse.BooleanOptionalAction, default=DIGITS.scale_shift)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     t.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA)")
@@ -173,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("--bpd", action="store_true", help="also compute the test-set bits/dim bound")
         s.set_defaults(func=func)
+    e = sub.add_parser("export", help="write a small sampling-only checkpoint (EMA weights, no optimiser)")
+    e.add_argument("checkpoint")
+    e.add_argument("out")
+    e.set_defaults(func=cmd_export)
     return p
 
 

@@ -129,9 +129,12 @@ class Trainer:
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        # fused=True runs the whole AdamW update in one kernel (CPU and CUDA), instead of a loop over tensors
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999)
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999), fused=True
         )
+        self._ema_params = list(self.ema.parameters())
+        self._params = list(self.model.parameters())
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self.history: dict[str, list] = {"step": [], "loss": [], "bucket_loss": [], "lr": []}
@@ -191,9 +194,8 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         decay = min(cfg.ema_decay, (1 + self.step) / (10 + self.step))
-        with torch.no_grad():
-            for p_ema, p in zip(self.ema.parameters(), self.model.parameters()):
-                p_ema.lerp_(p, 1 - decay)
+        with torch.no_grad():  # θ_ema ← decay θ_ema + (1 - decay) θ
+            torch._foreach_lerp_(self._ema_params, self._params, 1 - decay)
             for b_ema, b in zip(self.ema.buffers(), self.model.buffers()):
                 b_ema.copy_(b)
         self._record(losses.detach().cpu(), t.cpu(), lr)
