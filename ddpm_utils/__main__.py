@@ -30,10 +30,15 @@ def _unet_config(args, channels: int) -> UNetConfig:
 
 
 def cmd_train(args) -> int:
+    import os
+
     from .data import load_dataset
+    from .distributed import cleanup, setup_from_env
     from .training import TrainConfig, Trainer
     from .unet import UNet
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
+        args.device = setup_from_env()
     data = load_dataset(args.dataset, "train")
     if args.resume:
         trainer = Trainer.resume(args.resume, data, device=args.device, max_steps=args.steps, max_minutes=args.minutes)
@@ -68,6 +73,7 @@ def cmd_train(args) -> int:
         checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
     )
+    cleanup()
     losses = trainer.history["loss"]
     last = f"; last logged loss {losses[-1]:.4f}" if losses else ""
     print(f"trained {trainer.step} steps{last}; wrote {args.out}")

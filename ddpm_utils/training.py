@@ -240,7 +240,7 @@ class Trainer:
         stop_at = min(max_steps or cfg.max_steps, cfg.max_steps)
         max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
         start, first = time.perf_counter(), self.step
-        bar = tqdm(total=stop_at, initial=self.step, disable=not progress or self.rank != 0, mininterval=2.0, ncols=90)
+        bar = tqdm(total=stop_at, initial=self.step, disable=not progress or self.rank != 0, mininterval=10.0, ncols=90)
         while self.step < stop_at:
             elapsed = (time.perf_counter() - start) / 60
             if max_minutes is not None and elapsed >= max_minutes:

@@ -37,6 +37,10 @@ def test_train_then_sample(tmp_path, capsys):
     assert ck.is_file()
     assert main(["train", "--resume", str(ck), "--out", str(ck), "--steps", "4", "--quiet"]) == 0
     assert torch.load(ck, weights_only=True)["step"] == 4
+    slim = tmp_path / "slim.pt"
+    assert main(["export", str(ck), str(slim)]) == 0
+    state = torch.load(slim, weights_only=True)
+    assert "optimizer" not in state and state["step"] == 4
     out = tmp_path / "samples"
     assert main(["sample", str(ck), "--n", "4", "--ddim-steps", "5", "--out", str(out)]) == 0
     x = torch.load(out.with_suffix(".pt"), weights_only=True)

@@ -1,0 +1,78 @@
+"""Shared helpers for the benchmark scripts: the matched models, timing, and result files.
+
+Every script prints a table and appends one JSON line per run to benchmarks/results/<name>.jsonl.
+Ratios are measured side by side in one process, alternating between the contenders.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ddpm_utils.unet import DIGITS, UNet
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    return {
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def record(name: str, payload: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / f"{name}.jsonl", "a") as f:
+        f.write(json.dumps({**machine(), **payload}) + "\n")
+
+
+def ours_digits(channels_last: bool = True) -> torch.nn.Module:
+    model = UNet(DIGITS)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def diffusers_digits() -> torch.nn.Module:
+    """diffusers' UNet2DModel with the same architecture as ddpm_utils' DIGITS (0.70M parameters)."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=8,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    )
+
+
+def call(model, x, t):
+    out = model(x, t)
+    return out.sample if hasattr(out, "sample") else out
+
+
+def alternate(fns: dict, rounds: int = 5) -> dict:
+    """Run each zero-argument timing function `rounds` times, interleaved; return the median rate per name."""
+    rates = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            rates[name].append(fn())
+    return {name: statistics.median(v) for name, v in rates.items()}
+
+
+def timed(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return time.perf_counter() - start
