@@ -28,7 +28,7 @@ from .forward import (
     x0_from_eps,
     x0_from_v,
 )
-from . import plotting
+from . import metrics, plotting
 from .pretrained import load_pretrained
 from .reverse import eps_and_x0_from_output, model_log_variance, p_mean_variance
 from .sampling import ddim_invert, ddim_sample, ddpm_sample
