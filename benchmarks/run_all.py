@@ -5,6 +5,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for script in ("train_throughput.py", "sample_throughput.py", "scaling.py", "notebook_times.py"):
+for script in ("train_throughput.py", "profile_train.py", "sample_throughput.py", "scaling.py", "notebook_times.py"):
     print(f"== {script} ==", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
