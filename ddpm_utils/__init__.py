@@ -1,5 +1,6 @@
 """ddpm_utils: the tested implementations that the ddpm-from-scratch notebooks build up to."""
 
+from . import metrics, plotting
 from .analytic import GaussianMixture
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range
@@ -28,7 +29,6 @@ from .forward import (
     x0_from_eps,
     x0_from_v,
 )
-from . import metrics, plotting
 from .pretrained import load_pretrained
 from .reverse import eps_and_x0_from_output, model_log_variance, p_mean_variance
 from .sampling import ddim_invert, ddim_sample, ddpm_sample
