@@ -10,6 +10,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+# Extra arguments for JupyterLab, e.g. JUPYTER_ARGS=--allow-root in a container that runs as root.
+JUPYTER_ARGS ?=
 BIN := $(VENV)/bin
 
 .PHONY: course test notebooks lint pretrained bench clean-venv
@@ -22,7 +24,7 @@ $(BIN)/.installed-%: pyproject.toml
 	touch $@
 
 course: $(BIN)/.installed-notebooks
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(JUPYTER_ARGS) notebooks/
 
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest
