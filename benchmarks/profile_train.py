@@ -5,18 +5,34 @@
 Profiles 10 training steps of each matched model with torch.profiler and reports the share of
 self CPU time in convolution kernels (forward and backward, the same oneDNN kernels in both), and
 the resulting Amdahl bound: even with every other op free, ours could be at most
-diffusers_step_time / our_convolution_time faster.
+diffusers_step_time / our_convolution_time faster. A FLOP count (torch.utils.flop_counter) of the
+step and the machine's measured float32 matrix-multiply rate say how close those kernels already
+run to what this CPU can do.
 """
 
 from __future__ import annotations
 
+import time
+
 import torch
-from common import call, diffusers_digits, ours_digits, record
+from common import diffusers_digits, ours_digits, record
 from torch.profiler import profile
+from torch.utils.flop_counter import FlopCounterMode
+from train_throughput import make_step
 
 import ddpm_utils as du
 
 CONV = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_convolution", "aten::convolution")
+
+
+def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+    """The machine's float32 GEMM rate on large square matrices: a practical peak for dense kernels."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
 def main():
@@ -24,18 +40,10 @@ def main():
     data, schedule = du.load_digits("train"), du.make_schedule("linear", 1000)
     out = {}
     for name, model, cl in (("diffusers", diffusers_digits(), False), ("ddpm_utils", ours_digits(), True)):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
-        g = torch.Generator().manual_seed(0)
-
-        def step(model=model, opt=opt, g=g, cl=cl):
-            x0, t, eps = du.training.draw_batch(data, 128, 1000, g)
-            if cl:
-                x0, eps = (v.contiguous(memory_format=torch.channels_last) for v in (x0, eps))
-            loss = ((call(model, du.q_sample(schedule, x0, t, noise=eps), t) - eps) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
+        step, _ = make_step(model, data, schedule, 128, torch.Generator().manual_seed(0), cl)
+        with FlopCounterMode(display=False) as counter:
+            step()
+        conv_flops = sum(v for k, v in counter.get_flop_counts()["Global"].items() if "convolution" in str(k))
         for _ in range(3):
             step()
         with profile() as prof:
@@ -44,13 +52,26 @@ def main():
         events = prof.key_averages()
         total = sum(e.self_cpu_time_total for e in events)
         conv = sum(e.self_cpu_time_total for e in events if e.key in CONV)
-        out[name] = {"step_ms": total / 10 / 1e3, "conv_ms": conv / 10 / 1e3, "conv_share": conv / total}
+        out[name] = {
+            "step_ms": total / 10 / 1e3,
+            "conv_ms": conv / 10 / 1e3,
+            "conv_share": conv / total,
+            "gflop_per_step": counter.get_total_flops() / 1e9,
+            "conv_gflops_per_s": conv_flops / (conv / 10 / 1e6) / 1e9,
+        }
+    peak = matmul_gflops()
     for name, r in out.items():
         share = 100 * r["conv_share"]
-        print(f"{name:<11} step {r['step_ms']:7.1f} ms   convolutions {r['conv_ms']:7.1f} ms ({share:.0f}%)")
+        print(
+            f"{name:<11} step {r['step_ms']:7.1f} ms   convolutions {r['conv_ms']:7.1f} ms ({share:.0f}%)   "
+            f"{r['gflop_per_step']:.2f} GFLOP/step, convolutions at {r['conv_gflops_per_s']:.0f} GFLOP/s"
+        )
+    print(f"this CPU's float32 matmul rate (2048x2048): {peak:.0f} GFLOP/s")
     bound = out["diffusers"]["step_ms"] / out["ddpm_utils"]["conv_ms"]
     print(f"Amdahl bound on ddpm_utils' training speed-up with these convolution kernels: {bound:.2f}x")
-    record("profile_train", {**out, "amdahl_bound": bound})
+    ideal = out["diffusers"]["step_ms"] / (out["ddpm_utils"]["gflop_per_step"] / peak * 1e3)
+    print(f"even at the matmul rate for every FLOP, the speed-up could not exceed {ideal:.2f}x")
+    record("profile_train", {**out, "amdahl_bound": bound, "matmul_gflops": peak, "flop_bound": ideal})
 
 
 if __name__ == "__main__":

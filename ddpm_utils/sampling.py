@@ -7,6 +7,7 @@ x̂_0 predictions. `model(xt, t)` is any network or callable; t is a (B,) LongTe
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -27,6 +28,22 @@ def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
     if shape is None:
         raise ValueError("give either shape or x_T")
     return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+
+
+def _check_first_step(gain: float, prediction: str, clip_x0: bool) -> None:
+    """Warn when the first step multiplies the network's error in ε̂ by `gain` > 100.
+
+    x̂_0 = (x_t - √(1-ᾱ) ε̂) / √ᾱ: where ᾱ_T ≈ 0 (the cosine schedule: 2.4e-9 at T = 1000), a step
+    that leaves t = T with a large jump in ᾱ (DDIM with few steps: ×630 at 50 steps) carries that
+    error into every later step. Clipping x̂_0 or a v-prediction network avoids it.
+    """
+    if prediction == "eps" and not clip_x0 and gain > 100:
+        warnings.warn(
+            f"the first sampling step multiplies the network's error in ε̂ by {gain:,.0f} (ᾱ is nearly 0 at the "
+            "last timestep of this schedule), which ruins the samples. Pass clip_x0=True (data in [-1, 1]), "
+            "use more steps, or train with prediction='v' or the 'linear' schedule.",
+            stacklevel=3,
+        )
 
 
 @torch.no_grad()
@@ -52,6 +69,8 @@ def ddpm_sample(
     5: return x_0
     Args: shape (B, ...) of the samples, or x_T to start from; clip_x0 clamps x̂_0 to [-1, 1].
     """
+    beta, alpha_bar = schedule.betas[-1].item(), schedule.alpha_bars[-1].item()
+    _check_first_step(beta / ((1 - beta) * (1 - alpha_bar)) ** 0.5, prediction, clip_x0)  # ε̂'s weight in μ_θ
     xt = _start(shape, x_T, generator, device, dtype)
     batch = xt.shape[0]
     for i, step in enumerate(reversed(range(schedule.num_steps))):
@@ -104,6 +123,10 @@ def ddim_sample(
     batch = xt.shape[0]
     taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()
     alpha_bars = schedule.alpha_bars
+    ab, ab_prev = alpha_bars[taus[-1]].item(), alpha_bars[taus[-2]].item() if len(taus) > 1 else 1.0
+    sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
+    gain = abs(max(1 - ab_prev - sigma**2, 0.0) ** 0.5 - (ab_prev / ab * (1 - ab)) ** 0.5)  # ε̂'s weight
+    _check_first_step(gain, prediction, clip_x0)
     for i in reversed(range(len(taus))):
         step = taus[i]
         t = torch.full((batch,), step, dtype=torch.long, device=xt.device)

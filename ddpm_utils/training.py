@@ -56,6 +56,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, on CUDA only
     compile: bool = False  # torch.compile the network (CUDA; on CPU it compiles slowly and gains little)
     channels_last: bool = True
+    min_snr_gamma: float | None = None  # Min-SNR-γ loss weighting (None: plain L_simple)
 
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
@@ -64,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.batch_size < 1 or self.max_steps < 1 or self.lr <= 0:
             raise ValueError("batch_size, max_steps and lr must be positive")
+        if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
+            raise ValueError(f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}")
 
 
 def draw_batch(
@@ -87,10 +90,14 @@ def training_losses(
     t: torch.Tensor,
     noise: torch.Tensor,
     prediction: str = "eps",
+    min_snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """Per-example L_simple for given (x_0, t, ε). [DDPM Eq. 14]  Returns (B,).
 
     The target is ε for 'eps', x_0 for 'x0' and v = √ᾱ ε - √(1-ᾱ) x_0 for 'v'.
+    With `min_snr_gamma` = γ each example is weighted so that, whatever the target, the loss equals
+    the x_0-prediction error times min(SNR_t, γ) [Min-SNR, Hang et al. 2023]: the low-noise steps,
+    which L_simple already over-weights relative to their effect on samples, stop dominating.
     """
     xt = q_sample(schedule, x0, t, noise=noise)
     if prediction == "eps":
@@ -101,7 +108,14 @@ def training_losses(
         target = v_from_eps(schedule, x0, t, noise)
     else:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-    return loss_simple(model(xt, t).float(), target.float())
+    loss = loss_simple(model(xt, t).float(), target.float())
+    if min_snr_gamma is None:
+        return loss
+    snr = schedule.gather("snr", t, loss)  # (B,)
+    clipped = snr.clamp(max=min_snr_gamma)
+    # ‖ε̂-ε‖² = SNR ‖x̂0-x0‖², ‖v̂-v‖² = (1+SNR) ‖x̂0-x0‖²: divide those factors out, multiply min(SNR, γ) in
+    weight = {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1)}[prediction]
+    return loss * weight
 
 
 def _dist():
@@ -180,7 +194,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"):
-            losses = training_losses(self._net, self.schedule, x0, t, noise, cfg.prediction)  # (B,)
+            losses = training_losses(  # (B,)
+                self._net, self.schedule, x0, t, noise, cfg.prediction, cfg.min_snr_gamma
+            )
         loss = losses.mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(

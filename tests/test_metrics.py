@@ -42,6 +42,15 @@ def test_floor_below_ceiling_and_real_digits_score_near_floor():
     assert report["classes_present"] >= 5
 
 
+def test_floor_spread_shrinks_with_more_images():
+    # FD is a biased, noisy estimator: both its mean and its spread across subsets fall as n grows
+    small, large = reference_scores(200), reference_scores(1000)
+    assert small["real_vs_real_sd"] > 1.5 * large["real_vs_real_sd"] > 0
+    assert small["real_vs_real"] > large["real_vs_real"]
+    with pytest.raises(ValueError, match="n must lie"):
+        reference_scores(5000)
+
+
 def test_nearest_neighbour_check_flags_copies():
     copies = nearest_neighbour_check(load_digits("train")[:200])
     assert copies["too_close"] > 0.9 and copies["median_nn_samples"] == 0

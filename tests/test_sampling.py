@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -114,3 +115,17 @@ def test_same_generator_same_samples():
     a = ddpm_sample(model, s, (5, 2), generator=generator(9))
     b = ddpm_sample(model, s, (5, 2), generator=generator(9))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_warns_when_the_first_step_amplifies_eps_errors():
+    # cosine: ᾱ_T = 2.4e-9; DDIM-50's first jump (t 999 → 979) weights ε̂ by √(ᾱ_979/ᾱ_999) ≈ 630
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    cosine = make_schedule("cosine", 1000)
+    with pytest.warns(UserWarning, match="clip_x0=True"):
+        ddim_sample(zero, cosine, (2, 2), 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ddim_sample(zero, cosine, (2, 2), 50, clip_x0=True)
+        ddim_sample(zero, cosine, (2, 2), 50, prediction="v")
+        ddim_sample(zero, make_schedule("linear", 1000), (2, 2), 50)
+        ddpm_sample(zero, make_schedule("cosine", 100), (2, 2))  # one full step: weight β/√(α(1-ᾱ)) ≈ 32

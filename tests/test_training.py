@@ -30,6 +30,29 @@ def test_training_losses_is_algorithm_1():
     torch.testing.assert_close(q_sample(s, x0, t, noise=noise), xt.float())
 
 
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_min_snr_weighting_is_a_clipped_x0_error(prediction):
+    # whatever the network predicts, Min-SNR-γ equals min(SNR_t, γ) ‖x̂0 - x0‖², with x̂0 recovered by hand (float64)
+    s = make_schedule("linear", 1000)
+    model = MLPDenoiser(2)
+    torch.nn.init.normal_(model.net[-1].weight)
+    x0, _, noise = draw_batch(load_toy("moons", 100), 16, 1000, torch.Generator().manual_seed(1))
+    t = torch.tensor([0, 1, 5, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 990, 999])
+    a = s.alpha_bars[t][:, None]
+    xt = (a.sqrt() * x0 + (1 - a).sqrt() * noise).float()
+    out = model(xt, t).double()
+    x0_hat = {
+        "eps": (xt - (1 - a).sqrt() * out) / a.sqrt(),
+        "x0": out,
+        "v": a.sqrt() * xt - (1 - a).sqrt() * out,
+    }[prediction]
+    expected = (a[:, 0] / (1 - a[:, 0])).clamp(max=5.0) * ((x0_hat - x0) ** 2).mean(1)
+    got = training_losses(model, s, x0, t, noise, prediction, min_snr_gamma=5.0)
+    torch.testing.assert_close(got.double(), expected, rtol=2e-3, atol=1e-6)
+    with pytest.raises(ValueError, match="min_snr_gamma"):
+        TrainConfig(min_snr_gamma=0.0)
+
+
 def test_loss_falls_on_a_toy_set():
     torch.manual_seed(0)
     trainer = Trainer(MLPDenoiser(2), load_toy("moons", 2000), TrainConfig(max_steps=400, log_every=50, lr=3e-3))
