@@ -57,6 +57,23 @@ def diffusers_digits() -> torch.nn.Module:
     )
 
 
+def diffusers_cifar(dropout: float = 0.1) -> torch.nn.Module:
+    """diffusers' UNet2DModel with the DDPM CIFAR-10 architecture of ddpm_utils' DDPM_CIFAR10 (35.7M parameters)."""
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(128, 256, 256, 256),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=None,
+        dropout=dropout,
+    )
+
+
 def call(model, x, t):
     out = model(x, t)
     return out.sample if hasattr(out, "sample") else out

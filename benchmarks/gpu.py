@@ -15,25 +15,9 @@ import sys
 import time
 
 import torch
-from common import record
+from common import diffusers_cifar, record
 
 import ddpm_utils as du
-
-
-def diffusers_cifar():
-    from diffusers import UNet2DModel
-
-    return UNet2DModel(
-        sample_size=32,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(128, 256, 256, 256),
-        layers_per_block=2,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=None,
-        dropout=0.1,
-    )
 
 
 def bench(model, batch, compile_, steps=30):

@@ -95,6 +95,12 @@ def ddim_timesteps(num_steps: int, num_inference_steps: int) -> torch.Tensor:
     return torch.linspace(0, num_steps - 1, num_inference_steps, dtype=torch.float64).round().long()
 
 
+def _ddim_coefficients(ab: float, ab_prev: float, eta: float) -> tuple[float, float]:
+    """(σ, weight of ε̂) for one DDIM step from ᾱ = ab to ᾱ_prev = ab_prev. [DDIM Eq. 12, 16]"""
+    sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
+    return sigma, max(1 - ab_prev - sigma**2, 0.0) ** 0.5
+
+
 @torch.no_grad()
 def ddim_sample(
     model,
@@ -123,10 +129,12 @@ def ddim_sample(
     batch = xt.shape[0]
     taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()
     alpha_bars = schedule.alpha_bars
-    ab, ab_prev = alpha_bars[taus[-1]].item(), alpha_bars[taus[-2]].item() if len(taus) > 1 else 1.0
-    sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
-    gain = abs(max(1 - ab_prev - sigma**2, 0.0) ** 0.5 - (ab_prev / ab * (1 - ab)) ** 0.5)  # ε̂'s weight
-    _check_first_step(gain, prediction, clip_x0)
+    ab = alpha_bars[taus[-1]].item()
+    ab_prev = alpha_bars[taus[-2]].item() if len(taus) > 1 else 1.0
+    # ε̂'s total weight in the first step, once x̂_0 = (x_t - √(1-ᾱ) ε̂) / √ᾱ is substituted
+    _check_first_step(
+        abs(_ddim_coefficients(ab, ab_prev, eta)[1] - (ab_prev / ab * (1 - ab)) ** 0.5), prediction, clip_x0
+    )
     for i in reversed(range(len(taus))):
         step = taus[i]
         t = torch.full((batch,), step, dtype=torch.long, device=xt.device)
@@ -140,8 +148,8 @@ def ddim_sample(
             callback(len(taus) - 1 - i, step, xt, x0_pred)
         ab = alpha_bars[step].item()
         ab_prev = alpha_bars[taus[i - 1]].item() if i > 0 else 1.0
-        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
-        xt = ab_prev**0.5 * x0_pred + max(1 - ab_prev - sigma**2, 0.0) ** 0.5 * eps_pred
+        sigma, eps_weight = _ddim_coefficients(ab, ab_prev, eta)
+        xt = ab_prev**0.5 * x0_pred + eps_weight * eps_pred
         if sigma > 0:
             xt = xt + sigma * torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
     return xt

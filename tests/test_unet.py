@@ -1,9 +1,14 @@
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from ddpm_utils.unet import DDPM_CIFAR10, DIGITS, Attention, MLPDenoiser, UNet, UNetConfig, timestep_embedding
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from common import diffusers_cifar, diffusers_digits  # noqa: E402  (the benchmarks' matched diffusers models)
 
 TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)
 
@@ -15,36 +20,14 @@ def n_params(m):
 def test_ddpm_cifar10_config_has_the_papers_35_7M_parameters():
     n = n_params(UNet(DDPM_CIFAR10))
     assert round(n / 1e6, 1) == 35.7
-    diffusers = pytest.importorskip("diffusers")
-    ref = diffusers.UNet2DModel(
-        sample_size=32,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(128, 256, 256, 256),
-        layers_per_block=2,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=None,
-    )
-    assert n == n_params(ref)  # the peer implementation of the same architecture
+    pytest.importorskip("diffusers")
+    assert n == n_params(diffusers_cifar())  # the peer implementation of the same architecture (used by gpu.py)
 
 
 def test_matched_small_config_has_diffusers_parameter_count():
-    diffusers = pytest.importorskip("diffusers")
-    ref = diffusers.UNet2DModel(
-        sample_size=8,
-        in_channels=1,
-        out_channels=1,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        norm_num_groups=8,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-    )
-    ours = UNetConfig(
-        base_channels=32, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=8, scale_shift=False
-    )
-    assert n_params(UNet(ours)) == n_params(ref)
+    # the diffusers network that benchmarks/ compares against has exactly the DIGITS architecture's size
+    pytest.importorskip("diffusers")
+    assert n_params(UNet(DIGITS)) == n_params(diffusers_digits()) == 701_345
 
 
 @pytest.mark.parametrize(
