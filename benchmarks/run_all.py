@@ -1,4 +1,4 @@
-"""Run every CPU benchmark in turn (about 25 minutes on a 2-core CPU, half of it quality_per_minute.py)."""
+"""Run every CPU benchmark in turn (about 40 minutes on a 2-core CPU, most of it the two quality scripts)."""
 
 import subprocess
 import sys
@@ -11,6 +11,7 @@ SCRIPTS = (
     "sample_throughput.py",
     "scaling.py",
     "quality_per_minute.py",
+    "quality_by_timestep.py",
     "notebook_times.py",
 )
 for script in SCRIPTS:
