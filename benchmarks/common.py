@@ -6,6 +6,7 @@ Ratios are measured side by side in one process, alternating between the contend
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import platform
@@ -77,6 +78,25 @@ def diffusers_cifar(dropout: float = 0.1) -> torch.nn.Module:
 def call(model, x, t):
     out = model(x, t)
     return out.sample if hasattr(out, "sample") else out
+
+
+@contextlib.contextmanager
+def counting_flops():
+    """A FlopCounterMode with the math attention kernel: the counter cannot see inside fused attention
+    kernels (diffusers' attention reaches one on CPU and misses 1.0 GFLOP per CIFAR-10 training image)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        yield counter
+
+
+def flops_per_training_image(model, channels: int, size: int, device="cpu") -> int:
+    """FLOPs of one forward and backward pass on one (channels, size, size) image, attention included."""
+    x, t = torch.randn(1, channels, size, size, device=device), torch.zeros(1, dtype=torch.long, device=device)
+    with counting_flops() as counter:
+        call(model, x, t).sum().backward()
+    return counter.get_total_flops()
 
 
 def alternate(fns: dict, rounds: int = 5) -> dict:

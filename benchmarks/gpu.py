@@ -18,7 +18,7 @@ import sys
 import time
 
 import torch
-from common import diffusers_cifar, record
+from common import call, diffusers_cifar, flops_per_training_image, record
 
 import ddpm_utils as du
 
@@ -37,9 +37,7 @@ def bench(model, batch, compile_, device, steps=30, warmup=5, eval_batch=1024, e
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            out = net(x, t)
-            out = out.sample if hasattr(out, "sample") else out
-            loss = (out.float() - x).pow(2).mean()
+            loss = (call(net, x, t).float() - x).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -56,13 +54,12 @@ def bench(model, batch, compile_, device, steps=30, warmup=5, eval_batch=1024, e
     te = torch.randint(0, 1000, (eval_batch,), device=device)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
         for _ in range(min(3, warmup)):
-            out = net(xe, te)
+            net(xe, te)
         sync()
         start = time.perf_counter()
         for _ in range(eval_reps):
-            out = net(xe, te)
+            out = call(net, xe, te)
         sync()
-    out = out.sample if hasattr(out, "sample") else out
     if not torch.isfinite(out).all():
         raise FloatingPointError("the network produced non-finite outputs under bf16 autocast")
     return train_rate, (time.perf_counter() - start) / eval_reps
@@ -78,20 +75,12 @@ def main():
     parser.add_argument("--no-compile", action="store_true", help="eager only")
     parser.add_argument("--device", default="cuda", help="'cpu' only checks that the script runs; nothing is recorded")
     args = parser.parse_args()
+    if min(args.batch, args.steps, args.eval_batch, args.eval_reps) < 1 or args.warmup < 0:
+        parser.error("--batch, --steps, --eval-batch and --eval-reps must be positive, --warmup non-negative")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("benchmarks/gpu.py needs a CUDA GPU; none is available here (--device cpu only checks the script)")
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    m = du.UNet(du.DDPM_CIFAR10).to(device)
-    x = torch.randn(1, 3, 32, 32, device=device)
-    # the math attention kernel, so that the attention matmuls are counted too: the counter does not see
-    # inside some fused kernels (on CPU it misses 1.0 GFLOP, the 36.3 vs 37.3 of the anchor)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
-        m(x, torch.zeros(1, dtype=torch.long, device=device)).sum().backward()
-    gflop = fc.get_total_flops() / 1e9
-    del m
+    gflop = flops_per_training_image(du.UNet(du.DDPM_CIFAR10).to(device), 3, 32, device) / 1e9
     rows = {}
     for name, build in (("ddpm_utils", lambda: du.UNet(du.DDPM_CIFAR10)), ("diffusers", diffusers_cifar)):
         for compile_ in (False,) if args.no_compile else (False, True):

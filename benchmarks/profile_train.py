@@ -15,9 +15,8 @@ from __future__ import annotations
 import time
 
 import torch
-from common import diffusers_digits, ours_digits, record
+from common import counting_flops, diffusers_digits, ours_digits, record
 from torch.profiler import profile
-from torch.utils.flop_counter import FlopCounterMode
 from train_throughput import make_step
 
 import ddpm_utils as du
@@ -41,7 +40,7 @@ def main():
     out = {}
     for name, model, cl in (("diffusers", diffusers_digits(), False), ("ddpm_utils", ours_digits(), True)):
         step, _ = make_step(model, data, schedule, 128, torch.Generator().manual_seed(0), cl)
-        with FlopCounterMode(display=False) as counter:
+        with counting_flops() as counter:
             step()
         conv_flops = sum(v for k, v in counter.get_flop_counts()["Global"].items() if "convolution" in str(k))
         for _ in range(3):

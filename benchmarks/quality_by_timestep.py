@@ -21,6 +21,7 @@ import time
 
 import torch
 from common import ours_digits, record
+from quality_per_minute import SAMPLERS, score, train_for
 
 import ddpm_utils as du
 from ddpm_utils import training
@@ -58,17 +59,13 @@ def train(minutes: float, power: float = 1.0) -> du.Trainer:
     uniform = training.draw_batch
     training.draw_batch = power_draw_batch(power) if power != 1.0 else uniform
     try:
-        torch.manual_seed(0)
-        trainer = du.Trainer(ours_digits(), du.load_digits("train"), du.TrainConfig(max_steps=10**6))
-        trainer.train(max_minutes=minutes, progress=False)
+        return train_for(ours_digits, minutes, du.load_digits("train"))
     finally:
         training.draw_batch = uniform
-    return trainer
 
 
 def fd(model, schedule, n: int) -> float:
-    x = du.ddim_sample(model, schedule, (n, 1, 8, 8), 50, eta=0.0, generator=torch.Generator().manual_seed(7))
-    return du.metrics.evaluate_samples(x)["fd"]
+    return score(model, schedule, SAMPLERS["ddim50_eta0"], n)  # sampling seed 7 in every row
 
 
 def main():

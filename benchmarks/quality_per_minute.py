@@ -16,7 +16,7 @@ import argparse
 import time
 
 import torch
-from common import diffusers_digits, ours_digits, record
+from common import call, diffusers_digits, ours_digits, record
 
 import ddpm_utils as du
 
@@ -29,7 +29,14 @@ class Unwrap(torch.nn.Module):
         self.model = model
 
     def forward(self, x, t):
-        return self.model(x, t).sample
+        return call(self.model, x, t)
+
+
+def train_for(build, minutes: float, data: torch.Tensor) -> du.Trainer:
+    """The default recipe (`Trainer`, default `TrainConfig`) on `build()`'s network for `minutes`."""
+    torch.manual_seed(0)
+    trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6))
+    return trainer.train(max_minutes=minutes, progress=False)
 
 
 def score(model, schedule, sampler, n, seed=7):
@@ -55,10 +62,8 @@ def main():
     rows = []
     for minutes in args.minutes:
         for name, build in (("ddpm_utils", ours_digits), ("diffusers", lambda: Unwrap(diffusers_digits()))):
-            torch.manual_seed(0)
-            trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6))
             start = time.perf_counter()
-            trainer.train(max_minutes=minutes, progress=False)
+            trainer = train_for(build, minutes, data)
             row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
             ema = trainer.ema.eval()
             for key, sampler in SAMPLERS.items():

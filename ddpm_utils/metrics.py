@@ -152,6 +152,8 @@ def reference_scores(n: int = 1000, repeats: int = 10) -> dict[str, float]:
     """
     if not 2 <= n <= len(load_digits("train")):
         raise ValueError(f"n must lie in [2, {len(load_digits('train'))}], got {n}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     test_feats = _features(load_digits("test"))
     train_feats = _features(load_digits("train"))
     g = torch.Generator().manual_seed(1)

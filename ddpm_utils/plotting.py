@@ -23,6 +23,8 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1, pad_
         raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
     if not 0.0 <= pad_value <= 1.0:
         raise ValueError(f"pad_value must lie in [0, 1], got {pad_value}")
+    if pad < 0:
+        raise ValueError(f"pad must be a non-negative number of pixels, got {pad}")
     if nrow is not None and nrow < 1:
         raise ValueError(f"nrow must be a positive number of images per row, got {nrow}")
     b, c, h, w = images.shape

@@ -49,6 +49,8 @@ def test_floor_spread_shrinks_with_more_images():
     assert small["real_vs_real"] > large["real_vs_real"]
     with pytest.raises(ValueError, match="n must lie"):
         reference_scores(5000)
+    with pytest.raises(ValueError, match="repeats"):
+        reference_scores(300, repeats=0)
 
 
 def test_nearest_neighbour_check_flags_copies():

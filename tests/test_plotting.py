@@ -47,6 +47,7 @@ def test_shown_digit_grid_uses_the_same_light_separators():
         ({"images": torch.zeros(1, 8, 8)}, "B, C, H, W"),
         ({"images": torch.zeros(2, 1, 8, 8), "pad_value": 2.0}, "pad_value"),
         ({"images": torch.zeros(2, 1, 8, 8), "nrow": -1}, "nrow"),
+        ({"images": torch.zeros(2, 1, 8, 8), "pad": -1}, "pad must"),
     ],
 )
 def test_image_grid_rejects_bad_input(kwargs, match):

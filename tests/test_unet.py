@@ -8,7 +8,7 @@ import torch
 from ddpm_utils.unet import DDPM_CIFAR10, DIGITS, Attention, MLPDenoiser, UNet, UNetConfig, timestep_embedding
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from common import diffusers_cifar, diffusers_digits  # noqa: E402  (the benchmarks' matched diffusers models)
+from common import diffusers_cifar, diffusers_digits, flops_per_training_image  # noqa: E402  (benchmarks' own)
 
 TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)
 
@@ -30,25 +30,15 @@ def test_matched_small_config_has_diffusers_parameter_count():
     assert n_params(UNet(DIGITS)) == n_params(diffusers_digits()) == 701_345
 
 
-def flops_per_training_image(model, channels, size):
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x, t = torch.randn(1, channels, size, size), torch.zeros(1, dtype=torch.long)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:  # math attention: counted in full
-        out = model(x, t)
-        getattr(out, "sample", out).sum().backward()
-    return counter.get_total_flops()
-
-
-@pytest.mark.parametrize("config, peer, channels, size", [(DIGITS, "digits", 1, 8), (DDPM_CIFAR10, "cifar", 3, 32)])
+@pytest.mark.parametrize(
+    "config, peer, channels, size", [(DIGITS, diffusers_digits, 1, 8), (DDPM_CIFAR10, diffusers_cifar, 3, 32)]
+)
 def test_same_arithmetic_as_diffusers(config, peer, channels, size):
     # equal parameter counts could hide a different layout; equal FLOP counts (forward + backward) pin it down
     pytest.importorskip("diffusers")
-    theirs = (diffusers_digits if peer == "digits" else diffusers_cifar)()
     ours = flops_per_training_image(UNet(config), channels, size)
-    assert ours == flops_per_training_image(theirs, channels, size)
-    if peer == "cifar":  # the issue's 36.3 GFLOP misses the 1.0 GFLOP of attention matmuls inside fused kernels
+    assert ours == flops_per_training_image(peer(), channels, size)
+    if config is DDPM_CIFAR10:  # the issue's 36.3 GFLOP misses the 1.0 GFLOP of attention matmuls in fused kernels
         assert round(ours / 1e9, 1) == 37.3
 
 
