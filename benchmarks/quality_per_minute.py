@@ -32,10 +32,10 @@ class Unwrap(torch.nn.Module):
         return call(self.model, x, t)
 
 
-def train_for(build, minutes: float, data: torch.Tensor) -> du.Trainer:
-    """The default recipe (`Trainer`, default `TrainConfig`) on `build()`'s network for `minutes`."""
+def train_for(build, minutes: float, data: torch.Tensor, **config) -> du.Trainer:
+    """The default recipe (`Trainer`, `TrainConfig` with `config`'s changes) on `build()`'s network for `minutes`."""
     torch.manual_seed(0)
-    trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6))
+    trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6, **config))
     return trainer.train(max_minutes=minutes, progress=False)
 
 

@@ -53,6 +53,7 @@ def cmd_train(args) -> int:
             max_minutes=args.minutes,
             seed=args.seed,
             compile=args.compile,
+            posterior_target=args.posterior_target,
         )
         torch.manual_seed(args.seed)
         trainer = Trainer(UNet(_unet_config(args, data.shape[1])), data, config, device=args.device)
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", default="linear", choices=["linear", "cosine", "scaled_linear"])
     t.add_argument("--T", type=int, default=1000, help="number of diffusion steps")
     t.add_argument("--prediction", default="eps", choices=["eps", "x0", "v"])
+    t.add_argument(
+        "--posterior-target",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="regress on E[target | x_t] over the training set (less gradient noise; small data sets)",
+    )
     t.add_argument("--channels", type=int, default=DIGITS.base_channels)
     t.add_argument("--mults", type=int, nargs="+", default=list(DIGITS.channel_mults))
     t.add_argument("--blocks", type=int, default=DIGITS.num_res_blocks)

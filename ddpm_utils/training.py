@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .analytic import empirical_x0_mean
 from .checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from .elbo import loss_simple
-from .forward import q_sample, v_from_eps
+from .forward import eps_from_x0, q_sample, v_from_eps
 from .reverse import PREDICTIONS
 from .schedules import Schedule, make_schedule
 
@@ -57,6 +58,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the network (CUDA; on CPU it compiles slowly and gains little)
     channels_last: bool = True
     min_snr_gamma: float | None = None  # Min-SNR-γ loss weighting (None: plain L_simple)
+    posterior_target: bool = False  # regress on E[target | x_t] over the training set (see training_losses)
 
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
@@ -91,23 +93,32 @@ def training_losses(
     noise: torch.Tensor,
     prediction: str = "eps",
     min_snr_gamma: float | None = None,
+    reference: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-example L_simple for given (x_0, t, ε). [DDPM Eq. 14]  Returns (B,).
 
     The target is ε for 'eps', x_0 for 'x0' and v = √ᾱ ε - √(1-ᾱ) x_0 for 'v'.
+    With `reference` (the training set, (N, ...)) the target is replaced by its posterior mean given
+    x_t under the empirical distribution, E[ε | x_t] etc. (`analytic.empirical_x0_mean`): the
+    Rao-Blackwellised target of notebook 03, as in Stable Target Field [Xu et al. 2023]. Since
+    E_ε‖ε_θ - ε‖² = ‖ε_θ - E[ε | x_t]‖² + Var(ε | x_t), the loss differs from L_simple by a term that
+    does not depend on θ: same minimum, same expected gradient, less noise in each step's gradient.
     With `min_snr_gamma` = γ each example is weighted so that, whatever the target, the loss equals
     the x_0-prediction error times min(SNR_t, γ) [Min-SNR, Hang et al. 2023]: the low-noise steps,
     which L_simple already over-weights relative to their effect on samples, stop dominating.
     """
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     xt = q_sample(schedule, x0, t, noise=noise)
+    if reference is not None:  # (x_0, ε) -> (E[x_0 | x_t], E[ε | x_t]); x_t is unchanged
+        x0 = empirical_x0_mean(schedule, xt, t, reference)
+        noise = eps_from_x0(schedule, xt, t, x0)
     if prediction == "eps":
         target = noise
     elif prediction == "x0":
         target = x0
-    elif prediction == "v":
-        target = v_from_eps(schedule, x0, t, noise)
     else:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        target = v_from_eps(schedule, x0, t, noise)
     loss = loss_simple(model(xt, t).float(), target.float())
     if min_snr_gamma is None:
         return loss
@@ -137,6 +148,8 @@ class Trainer:
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} is not divisible by {self.world_size} ranks")
         self.data = data
+        # float64 once here, so that empirical_x0_mean does not convert the whole set every step
+        self._reference = data.to(self.device, torch.float64) if config.posterior_target else None
         self.schedule = make_schedule(config.schedule, config.num_steps)
         self.model = model.to(self.device)
         self._channels_last = config.channels_last and data.dim() == 4
@@ -195,7 +208,7 @@ class Trainer:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and self.device.type == "cuda"):
             losses = training_losses(  # (B,)
-                self._net, self.schedule, x0, t, noise, cfg.prediction, cfg.min_snr_gamma
+                self._net, self.schedule, x0, t, noise, cfg.prediction, cfg.min_snr_gamma, self._reference
             )
         loss = losses.mean()
         if not torch.isfinite(loss):

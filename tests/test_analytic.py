@@ -1,7 +1,9 @@
+import pytest
 import torch
 from conftest import generator
 
 from ddpm_utils import GaussianMixture, make_schedule, q_sample
+from ddpm_utils.analytic import empirical_x0_mean
 
 
 def test_optimal_eps_matches_autograd_score_and_regression():
@@ -24,3 +26,23 @@ def test_optimal_eps_matches_autograd_score_and_regression():
     best = ((gm.optimal_eps(s, xt, tt) - noise) ** 2).mean()
     for scale in (0.9, 1.1):
         assert best < ((scale * gm.optimal_eps(s, xt, tt) - noise) ** 2).mean()
+
+
+def test_empirical_x0_mean_is_the_atom_mixtures_optimal_denoiser():
+    """A training set is a mixture of N atoms of weight 1/N, so E[x_0 | x_t] from `empirical_x0_mean`
+    must give the same E[ε | x_t] as GaussianMixture's closed-form score, at every noise level."""
+    data = torch.randn(30, 1, 2, 2, generator=generator(), dtype=torch.float64)
+    gm = GaussianMixture(torch.ones(30), data.reshape(30, -1), torch.zeros(30))
+    s = make_schedule("linear", 1000)
+    t = torch.tensor([0, 1, 10, 50, 150, 300, 500, 700, 900, 999])
+    x0 = data[torch.randint(0, 30, (10,), generator=generator(1))]
+    xt = q_sample(s, x0, t, noise=torch.randn(10, 1, 2, 2, generator=generator(2), dtype=torch.float64))
+    x0_mean = empirical_x0_mean(s, xt, t, data)
+    a = s.alpha_bars[t].reshape(-1, 1, 1, 1)
+    torch.testing.assert_close((xt - a.sqrt() * x0_mean) / (1 - a).sqrt(), gm.optimal_eps(s, xt, t))
+    # at t = 0 the posterior has collapsed onto the x_0 that made x_t; at t = 999 it is the data mean
+    torch.testing.assert_close(x0_mean[0], x0[0])
+    torch.testing.assert_close(x0_mean[-1], data.mean(0), atol=0.02, rtol=0)
+    assert empirical_x0_mean(s, xt.float(), t, data.float()).dtype == torch.float32
+    with pytest.raises(ValueError, match="shape"):
+        empirical_x0_mean(s, xt, t, data.reshape(30, 4))

@@ -32,11 +32,13 @@ def test_train_then_sample(tmp_path, capsys):
         "--quiet",
         "--batch-size",
         "8",
+        "--posterior-target",
     ]
     assert main(args) == 0
     assert ck.is_file()
     assert main(["train", "--resume", str(ck), "--out", str(ck), "--steps", "4", "--quiet"]) == 0
-    assert torch.load(ck, weights_only=True)["step"] == 4
+    resumed = torch.load(ck, weights_only=True)
+    assert resumed["step"] == 4 and resumed["train_config"]["posterior_target"] is True
     slim = tmp_path / "slim.pt"
     assert main(["export", str(ck), str(slim)]) == 0
     state = torch.load(slim, weights_only=True)

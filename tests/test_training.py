@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from ddpm_utils import load_toy, make_schedule, q_sample
+from ddpm_utils import GaussianMixture, load_toy, make_schedule, q_sample
 from ddpm_utils.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from ddpm_utils.training import TrainConfig, Trainer, draw_batch, training_losses
 from ddpm_utils.unet import MLPDenoiser, UNet, UNetConfig
@@ -51,6 +51,58 @@ def test_min_snr_weighting_is_a_clipped_x0_error(prediction):
     torch.testing.assert_close(got.double(), expected, rtol=2e-3, atol=1e-6)
     with pytest.raises(ValueError, match="min_snr_gamma"):
         TrainConfig(min_snr_gamma=0.0)
+
+
+def test_posterior_target_is_l_simple_less_a_constant():
+    """Rao-Blackwell: E‖f - ε‖² = E‖f - E[ε | x_t]‖² + E Var(ε | x_t) for every f, so the two losses differ
+    by the same amount for any two networks (here a random MLP and the zero function), up to Monte-Carlo
+    error; a posterior computed on the wrong set breaks it. E[ε | x_t] comes from GaussianMixture's score."""
+    s = make_schedule("linear", 1000)
+    data = load_toy("moons", 40).double()
+    torch.manual_seed(0)
+    net = MLPDenoiser(2).double()
+    torch.nn.init.normal_(net.net[-1].weight)
+    zero = lambda xt, t: torch.zeros_like(xt)  # noqa: E731
+    x0, t, noise = draw_batch(data, 100_000, 1000, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        paired = {
+            ref_name: training_losses(net, s, x0, t, noise, reference=ref)
+            - training_losses(zero, s, x0, t, noise, reference=ref)
+            for ref_name, ref in (("plain", None), ("posterior", data), ("wrong", data + 0.5))
+        }
+        eps_star = GaussianMixture(torch.ones(40), data, torch.zeros(40)).optimal_eps(s, q_sample(s, x0, t, noise), t)
+        by_hand = ((net(q_sample(s, x0, t, noise), t) - eps_star) ** 2).mean(1) - (eps_star**2).mean(1)
+    torch.testing.assert_close(paired["posterior"].double(), by_hand, rtol=1e-4, atol=1e-5)
+    for name, expect_equal in (("posterior", True), ("wrong", False)):
+        diff = paired["plain"] - paired[name]
+        z = diff.mean().abs() / (diff.std() / len(diff) ** 0.5)
+        assert (z < 4) == expect_equal, (name, z.item())
+    # what goes is the target's own noise, E Var(ε | x_t) = E‖ε - E[ε | x_t]‖² per dimension
+    with torch.no_grad():
+        removed = (
+            training_losses(zero, s, x0, t, noise).mean()
+            - training_losses(zero, s, x0, t, noise, reference=data).mean()
+        )
+        variance = ((noise - eps_star) ** 2).mean()
+    assert 0.1 < removed < 1 and removed.item() == pytest.approx(variance.item(), rel=0.02)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_trainer_uses_the_posterior_target(prediction):
+    data = _images(32)
+    cfg = TrainConfig(max_steps=1, batch_size=8, posterior_target=True, prediction=prediction, log_every=1)
+    torch.manual_seed(0)
+    trainer = Trainer(UNet(TINY), data, cfg)
+    before = UNet(TINY).to(memory_format=torch.channels_last)
+    before.load_state_dict(trainer.model.state_dict())
+    x0, t, noise = draw_batch(data, 8, 1000, torch.Generator().manual_seed(cfg.seed))
+    expected = training_losses(before.train(), trainer.schedule, x0, t, noise, prediction, reference=data).mean()
+    plain = training_losses(before.train(), trainer.schedule, x0, t, noise, prediction).mean()
+    trainer.train(progress=False)
+    assert trainer.history["loss"][0] == pytest.approx(expected.item(), rel=1e-5)
+    assert abs(expected.item() - plain.item()) > 1e-3
+    with pytest.raises(ValueError, match="prediction"):
+        training_losses(before, trainer.schedule, x0, t, noise, "score", reference=data)
 
 
 def test_loss_falls_on_a_toy_set():
