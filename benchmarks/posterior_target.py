@@ -47,8 +47,8 @@ def main():
                 ema = trainer.ema.eval()
                 for key in KEYS:
                     x = SAMPLERS[key](ema, trainer.schedule, (args.n, 1, 8, 8), torch.Generator().manual_seed(7))
-                    row[key] = du.metrics.evaluate_samples(x)["fd"]
-                    row[f"too_close_{key}"] = du.metrics.nearest_neighbour_check(x)["too_close"]
+                    report = du.metrics.evaluate_samples(x)  # FD and the nearest-neighbour check
+                    row[key], row[f"too_close_{key}"] = report["fd"], report["too_close"]
                 rows.append(row)
                 print(row, flush=True)
     floor = du.metrics.reference_scores(args.n)

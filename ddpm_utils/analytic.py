@@ -124,6 +124,8 @@ def empirical_x0_mean(schedule: Schedule, xt: torch.Tensor, t: torch.Tensor, dat
     check_float_tensor(data, "data")
     if data.shape[1:] != xt.shape[1:]:
         raise ValueError(f"data points have shape {tuple(data.shape[1:])} but xt has {tuple(xt.shape[1:])}")
+    if len(data) == 0:
+        raise ValueError("data is empty: the posterior mean needs at least one training point")
     ref = data.reshape(len(data), -1).to(xt.device, torch.float64)
     x = xt.reshape(len(xt), -1).double()
     a = gather(schedule.alpha_bars, t, x)  # (B, 1)

@@ -46,3 +46,5 @@ def test_empirical_x0_mean_is_the_atom_mixtures_optimal_denoiser():
     assert empirical_x0_mean(s, xt.float(), t, data.float()).dtype == torch.float32
     with pytest.raises(ValueError, match="shape"):
         empirical_x0_mean(s, xt, t, data.reshape(30, 4))
+    with pytest.raises(ValueError, match="empty"):
+        empirical_x0_mean(s, xt, t, data[:0])

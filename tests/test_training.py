@@ -70,8 +70,9 @@ def test_posterior_target_is_l_simple_less_a_constant():
             - training_losses(zero, s, x0, t, noise, reference=ref)
             for ref_name, ref in (("plain", None), ("posterior", data), ("wrong", data + 0.5))
         }
-        eps_star = GaussianMixture(torch.ones(40), data, torch.zeros(40)).optimal_eps(s, q_sample(s, x0, t, noise), t)
-        by_hand = ((net(q_sample(s, x0, t, noise), t) - eps_star) ** 2).mean(1) - (eps_star**2).mean(1)
+        xt = q_sample(s, x0, t, noise)
+        eps_star = GaussianMixture(torch.ones(40), data, torch.zeros(40)).optimal_eps(s, xt, t)
+        by_hand = ((net(xt, t) - eps_star) ** 2).mean(1) - (eps_star**2).mean(1)
     torch.testing.assert_close(paired["posterior"].double(), by_hand, rtol=1e-4, atol=1e-5)
     for name, expect_equal in (("posterior", True), ("wrong", False)):
         diff = paired["plain"] - paired[name]
