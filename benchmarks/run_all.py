@@ -1,4 +1,4 @@
-"""Run every CPU benchmark in turn (about an hour on a 2-core CPU, most of it the three quality scripts)."""
+"""Run every CPU benchmark in turn (about 70 minutes on a 2-core CPU, most of it the three quality scripts)."""
 
 import subprocess
 import sys
@@ -12,7 +12,7 @@ SCRIPTS = (
     "scaling.py",
     "quality_per_minute.py",
     "quality_by_timestep.py",
-    "posterior_target.py",
+    "training_recipes.py",
     "notebook_times.py",
 )
 for script in SCRIPTS:

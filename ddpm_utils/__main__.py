@@ -54,6 +54,8 @@ def cmd_train(args) -> int:
             seed=args.seed,
             compile=args.compile,
             posterior_target=args.posterior_target,
+            optimizer=args.optimizer,
+            muon_lr_ratio=args.muon_lr_ratio,
         )
         torch.manual_seed(args.seed)
         trainer = Trainer(UNet(_unet_config(args, data.shape[1])), data, config, device=args.device)
@@ -166,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="regress on E[target | x_t] over the training set (less gradient noise; small data sets)",
+    )
+    t.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=["adamw", "muon"],
+        help="'muon': Muon (orthogonalised momentum) on hidden weights, AdamW on the rest",
+    )
+    t.add_argument(
+        "--muon-lr-ratio", type=float, default=3.0, help="Muon's step relative to AdamW's (with --optimizer muon)"
     )
     t.add_argument("--channels", type=int, default=DIGITS.base_channels)
     t.add_argument("--mults", type=int, nargs="+", default=list(DIGITS.channel_mults))

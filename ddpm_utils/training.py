@@ -29,6 +29,7 @@ from .analytic import empirical_x0_mean
 from .checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from .elbo import loss_simple
 from .forward import eps_from_x0, q_sample, v_from_eps
+from .optim import MuonAdamW, muon_parameter_groups
 from .reverse import PREDICTIONS
 from .schedules import Schedule, make_schedule
 
@@ -59,6 +60,8 @@ class TrainConfig:
     channels_last: bool = True
     min_snr_gamma: float | None = None  # Min-SNR-γ loss weighting (None: plain L_simple)
     posterior_target: bool = False  # regress on E[target | x_t] over the training set (see training_losses)
+    optimizer: str = "adamw"  # 'adamw', or 'muon': Muon on hidden weights, AdamW on the rest (ddpm_utils.optim)
+    muon_lr_ratio: float = 3.0  # Muon's step relative to AdamW's, after RMS matching (optimizer='muon' only)
 
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
@@ -67,6 +70,10 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.batch_size < 1 or self.max_steps < 1 or self.lr <= 0:
             raise ValueError("batch_size, max_steps and lr must be positive")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+        if not self.muon_lr_ratio > 0:
+            raise ValueError(f"muon_lr_ratio must be positive, got {self.muon_lr_ratio}")
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
             raise ValueError(f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}")
 
@@ -156,10 +163,17 @@ class Trainer:
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        # fused=True runs the whole AdamW update in one kernel (CPU and CUDA), instead of a loop over tensors
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999), fused=True
-        )
+        if config.optimizer == "muon":
+            self.optimizer = MuonAdamW(
+                muon_parameter_groups(self.model),
+                lr=config.lr,
+                weight_decay=config.weight_decay,
+                muon_lr_ratio=config.muon_lr_ratio,
+            )
+        else:  # fused=True runs the whole AdamW update in one kernel (CPU and CUDA), not a loop over tensors
+            self.optimizer = torch.optim.AdamW(
+                self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999), fused=True
+            )
         self._ema_params = list(self.ema.parameters())
         self._params = list(self.model.parameters())
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -323,6 +337,12 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         if state.get("optimizer") is not None:
+            saved = (state.get("train_config") or {}).get("optimizer", "adamw")
+            if saved != self.config.optimizer:
+                raise ValueError(
+                    f"the checkpoint's optimizer state is {saved!r}, this trainer uses {self.config.optimizer!r}; "
+                    "resume with the same optimizer"
+                )
             self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.generator.set_state(state["generator_state"])

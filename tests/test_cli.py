@@ -33,12 +33,15 @@ def test_train_then_sample(tmp_path, capsys):
         "--batch-size",
         "8",
         "--posterior-target",
+        "--optimizer",
+        "muon",
     ]
     assert main(args) == 0
     assert ck.is_file()
     assert main(["train", "--resume", str(ck), "--out", str(ck), "--steps", "4", "--quiet"]) == 0
     resumed = torch.load(ck, weights_only=True)
     assert resumed["step"] == 4 and resumed["train_config"]["posterior_target"] is True
+    assert resumed["train_config"]["optimizer"] == "muon"
     slim = tmp_path / "slim.pt"
     assert main(["export", str(ck), str(slim)]) == 0
     state = torch.load(slim, weights_only=True)

@@ -4,6 +4,7 @@ process with batch 2B; a checkpoint written by rank 0 resumes on one process."""
 import os
 import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -11,7 +12,7 @@ from ddpm_utils.training import TrainConfig, Trainer
 from ddpm_utils.unet import UNet, UNetConfig
 
 TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)
-CFG = TrainConfig(max_steps=2, batch_size=16, warmup_steps=1)
+CONFIGS = {name: TrainConfig(max_steps=2, batch_size=16, warmup_steps=1, optimizer=name) for name in ("adamw", "muon")}
 
 
 def _data():
@@ -24,28 +25,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, out_dir):
+def _worker(rank, world, port, out_dir, cfg):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    trainer = Trainer(UNet(TINY), _data(), CFG)
+    trainer = Trainer(UNet(TINY), _data(), cfg)
     trainer.train(max_steps=1, progress=False, checkpoint_path=os.path.join(out_dir, "ddp.pt"))
+    trainer.train(progress=False)  # a second step: the first moves only the zero-initialised output layer
     torch.save([p.detach().clone() for p in trainer.model.parameters()], os.path.join(out_dir, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
 
-def test_two_ranks_equal_one_process_with_double_batch(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("optimizer", list(CONFIGS))
+def test_two_ranks_equal_one_process_with_double_batch(tmp_path, optimizer):
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), CONFIGS[optimizer]), nprocs=2, join=True)
     torch.manual_seed(0)
-    single = Trainer(UNet(TINY), _data(), CFG)
-    single.train(max_steps=1, progress=False)
+    single = Trainer(UNet(TINY), _data(), CONFIGS[optimizer])
+    single.train(progress=False)
     for rank in range(2):
         ddp_params = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         for a, b in zip(ddp_params, single.model.parameters()):
             torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
-    # rank 0 wrote the checkpoint; resume it on one process and match two straight steps
-    single.train(progress=False)
+    # rank 0 wrote the checkpoint after step 1; resume it on one process and match two straight steps
     resumed = Trainer.resume(tmp_path / "ddp.pt", _data()).train(progress=False)
     assert resumed.step == single.step == 2
     for a, b in zip(resumed.model.parameters(), single.model.parameters()):

@@ -106,9 +106,11 @@ def test_trainer_uses_the_posterior_target(prediction):
         training_losses(before, trainer.schedule, x0, t, noise, "score", reference=data)
 
 
-def test_loss_falls_on_a_toy_set():
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_loss_falls_on_a_toy_set(optimizer):
     torch.manual_seed(0)
-    trainer = Trainer(MLPDenoiser(2), load_toy("moons", 2000), TrainConfig(max_steps=400, log_every=50, lr=3e-3))
+    cfg = TrainConfig(max_steps=400, log_every=50, lr=3e-3, optimizer=optimizer)
+    trainer = Trainer(MLPDenoiser(2), load_toy("moons", 2000), cfg)
     trainer.train(progress=False)
     losses = trainer.history["loss"]
     assert losses[-1] < 0.8 * losses[0]
@@ -123,9 +125,10 @@ def test_other_predictions_train(prediction):
     assert torch.isfinite(_params(trainer.model)).all()
 
 
-def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, optimizer):
     data = _images()
-    cfg = TrainConfig(max_steps=8, batch_size=16, log_every=2, warmup_steps=3)
+    cfg = TrainConfig(max_steps=8, batch_size=16, log_every=2, warmup_steps=3, optimizer=optimizer)
     torch.manual_seed(0)
     straight = Trainer(UNet(TINY), data, cfg).train(progress=False)
 
@@ -139,6 +142,9 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     torch.testing.assert_close(_params(resumed.model), _params(straight.model), rtol=0, atol=0)
     torch.testing.assert_close(_params(resumed.ema), _params(straight.ema), rtol=0, atol=0)
     assert resumed.history["loss"] == straight.history["loss"]
+    other = "muon" if optimizer == "adamw" else "adamw"
+    with pytest.raises(ValueError, match=f"optimizer state is '{optimizer}'"):
+        Trainer.resume(tmp_path / "ck.pt", data, optimizer=other)
 
 
 def test_dropout_runs_resume_identically(tmp_path):
@@ -227,5 +233,9 @@ def test_model_from_checkpoint_uses_ema(tmp_path):
 def test_bad_train_config_and_data():
     with pytest.raises(ValueError, match="prediction"):
         TrainConfig(prediction="score")
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="muon_lr_ratio"):
+        TrainConfig(optimizer="muon", muon_lr_ratio=-1.0)
     with pytest.raises(ValueError, match="floating-point"):
         Trainer(UNet(TINY), torch.zeros(10, 1, 8, 8, dtype=torch.long))
