@@ -68,6 +68,8 @@ class MuonAdamW(torch.optim.Optimizer):
             raise ValueError(f"lr and muon_lr_ratio must be positive, got {lr} and {muon_lr_ratio}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
         defaults = dict(
             lr=lr,
             weight_decay=weight_decay,
@@ -127,10 +129,11 @@ class MuonAdamW(torch.optim.Optimizer):
         torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sq, beta2)
         torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1 - beta2)
-        for p, m, v, state in zip(params, exp_avg, exp_avg_sq, states):
-            k = state["step"]
-            denom = (v / (1 - beta2**k)).sqrt_().add_(eps)
-            p.addcdiv_(m, denom, value=-lr / (1 - beta1**k))
+        steps = [s["step"] for s in states]  # bias corrections, per tensor
+        denom = torch._foreach_div(exp_avg_sq, [1 - beta2**k for k in steps])
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, eps)
+        torch._foreach_addcdiv_(params, exp_avg, denom, [-lr / (1 - beta1**k) for k in steps])
 
 
 def muon_parameter_groups(model: nn.Module) -> list[dict]:
