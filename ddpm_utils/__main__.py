@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .optim import OPTIMIZERS
 from .unet import DIGITS, UNetConfig
 
 SAMPLERS = ("ddpm", "ddim")
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--optimizer",
         default="adamw",
-        choices=["adamw", "muon"],
+        choices=OPTIMIZERS,
         help="'muon': Muon (orthogonalised momentum) on hidden weights, AdamW on the rest",
     )
     t.add_argument(

@@ -18,7 +18,9 @@ import math
 
 import torch
 from torch import nn
+from torch.optim.adamw import adamw as adamw_step  # the functional form of torch.optim.AdamW
 
+OPTIMIZERS = ("adamw", "muon")  # the choices of TrainConfig.optimizer
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic Newton-Schulz coefficients of the reference implementation
 
 
@@ -50,7 +52,7 @@ class MuonAdamW(torch.optim.Optimizer):
     adjust_lr_fn="match_rms_adamw", extended to convolution filters):
         B <- momentum B + (1 - momentum) g;   D = (1 - momentum) g + momentum B
         W <- W (1 - lr wd) - lr muon_lr_ratio 0.2 sqrt(max(rows, cols)) newton_schulz(D as rows x cols)
-    AdamW group: the usual bias-corrected Adam step with decoupled weight decay (betas, eps as in AdamW).
+    AdamW group: `torch.optim.adamw.adamw`, the step of torch.optim.AdamW (fused), with its betas and eps.
     """
 
     def __init__(
@@ -70,6 +72,8 @@ class MuonAdamW(torch.optim.Optimizer):
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be non-negative, got {weight_decay}")
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must lie in [0, 1), got {betas}")
         defaults = dict(
             lr=lr,
             weight_decay=weight_decay,
@@ -114,26 +118,30 @@ class MuonAdamW(torch.optim.Optimizer):
             p.add_(ortho.reshape(p.shape), alpha=-lr * scale)
 
     def _adamw(self, group: dict, params: list[torch.Tensor]) -> None:
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        """torch's own AdamW step (its functional form, fused) on this optimiser's state."""
         states = [self.state[p] for p in params]
         for p, state in zip(params, states):
             if "step" not in state:
-                state["step"] = 0
+                state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
                 state["exp_avg"] = torch.zeros_like(p)
                 state["exp_avg_sq"] = torch.zeros_like(p)
-            state["step"] += 1
-        grads = [p.grad for p in params]
-        exp_avg = [s["exp_avg"] for s in states]
-        exp_avg_sq = [s["exp_avg_sq"] for s in states]
-        torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(exp_avg_sq, beta2)
-        torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1 - beta2)
-        steps = [s["step"] for s in states]  # bias corrections, per tensor
-        denom = torch._foreach_div(exp_avg_sq, [1 - beta2**k for k in steps])
-        torch._foreach_sqrt_(denom)
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(params, exp_avg, denom, [-lr / (1 - beta1**k) for k in steps])
+        beta1, beta2 = group["betas"]
+        adamw_step(
+            params,
+            [p.grad for p in params],
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            [s["step"] for s in states],
+            fused=True,
+            amsgrad=False,
+            beta1=beta1,
+            beta2=beta2,
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
 
 
 def muon_parameter_groups(model: nn.Module) -> list[dict]:

@@ -29,7 +29,7 @@ from .analytic import empirical_x0_mean
 from .checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from .elbo import loss_simple
 from .forward import eps_from_x0, q_sample, v_from_eps
-from .optim import MuonAdamW, muon_parameter_groups
+from .optim import OPTIMIZERS, MuonAdamW, muon_parameter_groups
 from .reverse import PREDICTIONS
 from .schedules import Schedule, make_schedule
 
@@ -70,8 +70,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
         if self.batch_size < 1 or self.max_steps < 1 or self.lr <= 0:
             raise ValueError("batch_size, max_steps and lr must be positive")
-        if self.optimizer not in ("adamw", "muon"):
-            raise ValueError(f"optimizer must be 'adamw' or 'muon', got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not self.muon_lr_ratio > 0:
             raise ValueError(f"muon_lr_ratio must be positive, got {self.muon_lr_ratio}")
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:

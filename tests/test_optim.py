@@ -81,6 +81,8 @@ def test_bad_optimizer_settings():
         MuonAdamW([dict(params=[torch.zeros(4, requires_grad=True)], muon=True)])
     with pytest.raises(ValueError, match="momentum"):
         MuonAdamW([dict(params=[torch.zeros(4, 4, requires_grad=True)], muon=True)], momentum=1.0)
+    with pytest.raises(ValueError, match="betas"):
+        MuonAdamW([dict(params=[torch.zeros(4, 4, requires_grad=True)], muon=False)], betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="weight_decay"):
         MuonAdamW([dict(params=[torch.zeros(4, 4, requires_grad=True)], muon=True)], weight_decay=-0.1)
     with pytest.raises(ValueError, match="positive"):
