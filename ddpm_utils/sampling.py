@@ -1,4 +1,5 @@
-"""Samplers: DDPM ancestral sampling [DDPM Alg. 2] and DDIM [DDIM Eq. 12], with inversion.
+"""Samplers: DDPM ancestral sampling [DDPM Alg. 2], DDIM [DDIM Eq. 12] with inversion, and
+DPM-Solver++(2M) [Lu et al. 2022, "DPM-Solver++", Alg. 2], DDIM's second-order multistep extension.
 
 Samplers are pure functions of (model, schedule, shape or start, generator) sharing one signature
 style; `callback(i, t, xt, x0_pred)` sees every step, so a caller can record the trajectory or the
@@ -7,6 +8,7 @@ x̂_0 predictions. `model(xt, t)` is any network or callable; t is a (B,) LongTe
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -15,7 +17,7 @@ import torch
 from .reverse import eps_and_x0_from_output, p_mean_variance
 from .schedules import Schedule, gather
 
-__all__ = ["ddpm_sample", "ddim_timesteps", "ddim_sample", "ddim_invert", "SAMPLERS"]
+__all__ = ["ddpm_sample", "ddim_timesteps", "ddim_sample", "dpm_solver_sample", "logsnr_timesteps", "ddim_invert", "SAMPLERS"]
 
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
@@ -95,6 +97,43 @@ def ddim_timesteps(num_steps: int, num_inference_steps: int) -> torch.Tensor:
     return torch.linspace(0, num_steps - 1, num_inference_steps, dtype=torch.float64).round().long()
 
 
+def logsnr_timesteps(schedule: Schedule, num_inference_steps: int) -> torch.Tensor:
+    """Timesteps 0 = τ_1 < ... < τ_S = T-1, evenly spaced in log-SNR λ_t = log(√ᾱ_t / √(1-ᾱ_t)). [DPM-Solver §3.3]
+
+    Each target λ is rounded to the timestep nearest to it; where the grid is finer than the
+    schedule's own steps (many steps, near t = 0) neighbours are pushed apart so that all S are distinct.
+    """
+    num_steps = schedule.num_steps
+    if not 1 <= num_inference_steps <= num_steps:
+        raise ValueError(f"num_inference_steps must lie in [1, {num_steps}], got {num_inference_steps}")
+    if num_inference_steps == 1:
+        return torch.tensor([num_steps - 1])
+    alpha_bars = schedule.alpha_bars.double()
+    neg_lambda = 0.5 * torch.log((1 - alpha_bars) / alpha_bars)  # -λ_t, increasing in t
+    targets = torch.linspace(neg_lambda[0].item(), neg_lambda[-1].item(), num_inference_steps, dtype=torch.float64)
+    upper = torch.searchsorted(neg_lambda, targets).clamp(1, num_steps - 1)
+    nearer_lower = (targets - neg_lambda[upper - 1]) < (neg_lambda[upper] - targets)
+    taus = (upper - nearer_lower.long()).tolist()
+    taus[0] = 0
+    for i in range(1, len(taus)):  # distinct from below ...
+        taus[i] = max(taus[i], taus[i - 1] + 1)
+    taus[-1] = num_steps - 1
+    for i in reversed(range(len(taus) - 1)):  # ... and from above, keeping τ_S = T - 1
+        taus[i] = min(taus[i], taus[i + 1] - 1)
+    return torch.tensor(taus)
+
+
+def _predict(model, schedule: Schedule, xt, t, prediction: str, clip_x0: bool):
+    """(ε̂, x̂_0) from the network at (x_t, t); with clip_x0, x̂_0 is clamped to [-1, 1] and ε̂ recomputed from it."""
+    eps_pred, x0_pred = eps_and_x0_from_output(schedule, xt, t, model(xt, t), prediction)
+    if clip_x0:
+        x0_pred = x0_pred.clamp(-1, 1)
+        eps_pred = (xt - gather(schedule.sqrt_alpha_bars, t, xt) * x0_pred) / gather(
+            schedule.sqrt_one_minus_alpha_bars, t, xt
+        )
+    return eps_pred, x0_pred
+
+
 def _ddim_coefficients(ab: float, ab_prev: float, eta: float) -> tuple[float, float]:
     """(σ, weight of ε̂) for one DDIM step from ᾱ = ab to ᾱ_prev = ab_prev. [DDIM Eq. 12, 16]"""
     sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) ** 0.5
@@ -138,12 +177,7 @@ def ddim_sample(
     for i in reversed(range(len(taus))):
         step = taus[i]
         t = torch.full((batch,), step, dtype=torch.long, device=xt.device)
-        eps_pred, x0_pred = eps_and_x0_from_output(schedule, xt, t, model(xt, t), prediction)
-        if clip_x0:
-            x0_pred = x0_pred.clamp(-1, 1)
-            eps_pred = (xt - gather(schedule.sqrt_alpha_bars, t, xt) * x0_pred) / gather(
-                schedule.sqrt_one_minus_alpha_bars, t, xt
-            )
+        eps_pred, x0_pred = _predict(model, schedule, xt, t, prediction, clip_x0)
         if callback is not None:
             callback(len(taus) - 1 - i, step, xt, x0_pred)
         ab = alpha_bars[step].item()
@@ -153,6 +187,64 @@ def ddim_sample(
         if sigma > 0:
             xt = xt + sigma * torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
     return xt
+
+
+@torch.no_grad()
+def dpm_solver_sample(
+    model,
+    schedule: Schedule,
+    shape=None,
+    num_inference_steps: int = 20,
+    order: int = 2,
+    spacing: str = "logsnr",
+    generator: torch.Generator | None = None,
+    clip_x0: bool = False,
+    prediction: str = "eps",
+    callback: Callback | None = None,
+    x_T: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """DPM-Solver++(2M): the probability-flow ODE solved with x̂_0 extrapolated linearly in log-SNR.
+    [Lu et al. 2022, "DPM-Solver++", Alg. 2]
+
+    With α = √ᾱ, σ = √(1-ᾱ) and λ = log(α/σ), the ODE's exact step from s to u (λ_u > λ_s) is
+    x_u = (σ_u/σ_s) x_s + σ_u ∫ e^λ x̂_0(x_λ) dλ over [λ_s, λ_u]. Holding x̂_0 at its value at s gives
+        x_u = (σ_u/σ_s) x_s + α_u (1 - e^{-h}) D,   h = λ_u - λ_s,   D = x̂_0(x_s),
+    which is exactly DDIM with η = 0 (order=1). Order 2 reuses the previous step's x̂_0 to take x̂_0
+    as linear in λ: D = (1 + 1/(2r)) x̂_0(x_s) - 1/(2r) x̂_0(x_prev), r = h_prev / h; the first step,
+    with no previous x̂_0, is DDIM's. One network call per step, the same timesteps as `ddim_sample`
+    (after the last, τ_1, the sampler returns x̂_0), deterministic: x_T is drawn from `generator`.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 (DDIM) or 2 (DPM-Solver++(2M)), got {order}")
+    if spacing not in TIMESTEP_SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; expected one of {tuple(TIMESTEP_SPACINGS)}")
+    taus = TIMESTEP_SPACINGS[spacing](schedule, num_inference_steps).flip(0).tolist()  # τ_S, ..., τ_1
+    xt = _start(shape, x_T, generator, device, dtype)
+    batch = xt.shape[0]
+    alpha_bars = schedule.alpha_bars.double()
+    alphas, sigmas = alpha_bars.sqrt(), (1 - alpha_bars).sqrt()
+    lambdas = torch.log(alphas / sigmas)
+    ab, ab_next = alpha_bars[taus[0]].item(), alpha_bars[taus[1]].item() if len(taus) > 1 else 1.0
+    _check_first_step(abs((1 - ab_next) ** 0.5 - (ab_next / ab * (1 - ab)) ** 0.5), prediction, clip_x0)
+    x0_prev = h_prev = None
+    for i, step in enumerate(taus):
+        t = torch.full((batch,), step, dtype=torch.long, device=xt.device)
+        _, x0_pred = _predict(model, schedule, xt, t, prediction, clip_x0)
+        if callback is not None:
+            callback(i, step, xt, x0_pred)
+        if i == len(taus) - 1:
+            break
+        nxt = taus[i + 1]
+        h = (lambdas[nxt] - lambdas[step]).item()
+        d = x0_pred
+        if order == 2 and x0_prev is not None:
+            w = h / (2 * h_prev)  # 1 / (2r)
+            d = (1 + w) * x0_pred - w * x0_prev
+        xt = (sigmas[nxt] / sigmas[step]).item() * xt - alphas[nxt].item() * math.expm1(-h) * d
+        x0_prev, h_prev = x0_pred, h
+    return x0_pred
 
 
 @torch.no_grad()
@@ -176,4 +268,6 @@ def ddim_invert(
     return xt
 
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm-solver")
+# how dpm_solver_sample picks its timesteps: even in log-SNR (default), or in t as ddim_sample does
+TIMESTEP_SPACINGS = {"logsnr": logsnr_timesteps, "uniform": lambda s, n: ddim_timesteps(s.num_steps, n)}
