@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 
 from .optim import OPTIMIZERS
+from .sampling import SAMPLERS
 from .unet import DIGITS, UNetConfig
 
-SAMPLERS = ("ddpm", "ddim")
+DEFAULT_SAMPLE_STEPS = {"ddim": 50, "dpm-solver": 20}
 DEFAULT_STEPS = 3000
 
 
@@ -94,12 +95,15 @@ def _load(path):
 
 
 def _sample(model, schedule, shape, args):
-    from .sampling import ddim_sample, ddpm_sample
+    from .sampling import ddim_sample, ddpm_sample, dpm_solver_sample
 
     g = torch.Generator().manual_seed(args.seed)
     if args.sampler == "ddpm":
         return ddpm_sample(model, schedule, shape, generator=g)
-    return ddim_sample(model, schedule, shape, args.ddim_steps, eta=args.eta, generator=g)
+    steps = DEFAULT_SAMPLE_STEPS[args.sampler] if args.steps is None else args.steps
+    if args.sampler == "dpm-solver":
+        return dpm_solver_sample(model, schedule, shape, steps, generator=g)
+    return ddim_sample(model, schedule, shape, steps, eta=args.eta, generator=g)
 
 
 def cmd_sample(args) -> int:
@@ -203,8 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("checkpoint", help="a checkpoint path, or 'digits' for the shipped model")
         s.add_argument("--n", type=int, default=64 if name == "sample" else 1000, help="number of samples")
         s.add_argument("--sampler", default="ddim", choices=SAMPLERS)
-        s.add_argument("--ddim-steps", type=int, default=50)
-        s.add_argument("--eta", type=float, default=0.0)
+        s.add_argument(
+            "--steps",
+            "--ddim-steps",
+            type=int,
+            default=None,
+            help="network evaluations for ddim (default 50) or dpm-solver (default 20); ddpm uses all",
+        )
+        s.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
         s.add_argument("--seed", type=int, default=0)
         if name == "sample":
             s.add_argument("--out", default="samples/digits")

@@ -109,6 +109,28 @@ class GaussianMixture:
         """A `model(xt, t)` callable returning the optimal ε, usable wherever a network is."""
         return lambda xt, t: self.optimal_eps(schedule, xt, t)
 
+    def ode_sample(self, schedule: Schedule, x_T: torch.Tensor) -> torch.Tensor:
+        """The exact end point of the deterministic samplers' ODE for a single Gaussian (K = 1).
+
+        q_t = N(√ᾱ_t μ, (ᾱ_t s² + 1 - ᾱ_t) I) for every t, and the probability-flow ODE, being linear
+        here, keeps each coordinate's standard score z = (x_t - √ᾱ_t μ) / sqrt(ᾱ_t s² + 1 - ᾱ_t)
+        fixed. So x_T at t = T-1 flows to x at t = 0 in closed form; like `ddim_sample`, the result is
+        then x̂_0 = E[x_0 | x at t = 0]. The oracle for DDIM's and DPM-Solver's discretisation error.
+        x_T (B, D) -> (B, D) float64.
+        """
+        if len(self.weights) != 1:
+            raise ValueError(
+                f"ode_sample needs a single Gaussian (a mixture's flow has no closed form), got {len(self.weights)}"
+            )
+        check_float_tensor(x_T, "x_T")
+        if x_T.dim() != 2 or x_T.shape[1] != self.dim:
+            raise ValueError(f"x_T must have shape (B, {self.dim}), got {tuple(x_T.shape)}")
+        mu, var = self.means[0], self.stds[0] ** 2
+        a_T, a_0 = schedule.alpha_bars[-1].double(), schedule.alpha_bars[0].double()
+        z = (x_T.double() - a_T.sqrt() * mu) / (a_T * var + 1 - a_T).sqrt()
+        x = a_0.sqrt() * mu + (a_0 * var + 1 - a_0).sqrt() * z
+        return mu + a_0.sqrt() * var / (a_0 * var + 1 - a_0) * (x - a_0.sqrt() * mu)
+
 
 def empirical_x0_mean(schedule: Schedule, xt: torch.Tensor, t: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
     """E[x_0 | x_t] when x_0 is one of the N points of `data`, each with probability 1/N.

@@ -17,7 +17,15 @@ import torch
 from .reverse import eps_and_x0_from_output, p_mean_variance
 from .schedules import Schedule, gather
 
-__all__ = ["ddpm_sample", "ddim_timesteps", "ddim_sample", "dpm_solver_sample", "logsnr_timesteps", "ddim_invert", "SAMPLERS"]
+__all__ = [
+    "ddpm_sample",
+    "ddim_timesteps",
+    "ddim_sample",
+    "dpm_solver_sample",
+    "logsnr_timesteps",
+    "ddim_invert",
+    "SAMPLERS",
+]
 
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import generator
 
-from ddpm_utils import GaussianMixture, make_schedule, q_sample
+from ddpm_utils import GaussianMixture, ddim_sample, make_schedule, q_sample
 from ddpm_utils.analytic import empirical_x0_mean
 
 
@@ -48,3 +48,26 @@ def test_empirical_x0_mean_is_the_atom_mixtures_optimal_denoiser():
         empirical_x0_mean(s, xt, t, data.reshape(30, 4))
     with pytest.raises(ValueError, match="empty"):
         empirical_x0_mean(s, xt, t, data[:0])
+
+
+def test_ode_sample_is_the_flow_of_the_optimal_denoiser():
+    """Independent checks of the closed form: (a) it maps x_T ~ q_T onto the data distribution;
+    (b) DDIM, a first-order solver of the same ODE, converges to it: its error halves each time its
+    steps S double, and (c) a mixture is refused."""
+    gm = GaussianMixture([1.0], [[0.5, -0.3]], [0.4])
+    s = make_schedule("linear", 1000)
+    x_T = torch.randn(20_000, 2, generator=generator(), dtype=torch.float64)  # q_T ≈ N(0, I): ᾱ_T = 4e-5
+    x = gm.ode_sample(s, x_T)
+    assert (x.mean(0) - torch.tensor([0.5, -0.3], dtype=torch.float64)).abs().max() < 0.02
+    assert (x.std(0) / 0.4 - 1).abs().max() < 0.02
+
+    errors = [
+        (ddim_sample(gm.denoiser(s), s, num_inference_steps=n, x_T=x_T[:500]) - x[:500]).abs().max().item()
+        for n in (250, 500, 1000)
+    ]
+    assert 1.8 < errors[0] / errors[1] < 2.2 and 1.8 < errors[1] / errors[2] < 2.2  # → 0 as 1/S: same limit
+    assert errors[2] < 0.01
+    with pytest.raises(ValueError, match="single Gaussian"):
+        GaussianMixture([0.5, 0.5], [[0.0], [1.0]], [0.1, 0.1]).ode_sample(s, torch.zeros(2, 1))
+    with pytest.raises(ValueError, match="shape"):
+        gm.ode_sample(s, torch.zeros(2, 3))

@@ -4,6 +4,7 @@ import sys
 import pytest
 import torch
 
+from ddpm_utils import dpm_solver_sample, model_from_checkpoint
 from ddpm_utils.__main__ import main
 
 
@@ -51,6 +52,12 @@ def test_train_then_sample(tmp_path, capsys):
     x = torch.load(out.with_suffix(".pt"), weights_only=True)
     assert x.shape == (4, 1, 8, 8) and torch.isfinite(x).all()
     assert out.with_suffix(".png").stat().st_size > 0
+    # the DPM-Solver flag reaches the library sampler: same model, seed and steps, same samples
+    assert main(["sample", str(ck), "--n", "4", "--sampler", "dpm-solver", "--steps", "3", "--out", str(out)]) == 0
+    model, schedule, _ = model_from_checkpoint(ck)
+    expected = dpm_solver_sample(model, schedule, (4, 1, 8, 8), 3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
+    assert main(["sample", str(ck), "--n", "4", "--sampler", "dpm-solver", "--steps", "0", "--out", str(out)]) == 2
 
 
 def test_clear_errors(tmp_path, capsys):

@@ -138,25 +138,14 @@ def test_warns_when_the_first_step_amplifies_eps_errors():
         ddpm_sample(zero, make_schedule("cosine", 100), (2, 2))  # one full step: weight β/√(α(1-ᾱ)) ≈ 32
 
 
-def _gauss_ode_exact(s, x_T):
-    """GAUSS's probability-flow ODE in closed form: per coordinate q_t = N(√ᾱ μ, ᾱ s² + 1 - ᾱ) and the
-    flow keeps z = (x_t - √ᾱ μ) / std_t fixed. From t = T-1 to t = 0, then x̂_0 = E[x_0 | x at t = 0] (the
-    samplers' last move)."""
-    mu, sd = GAUSS.means[0], GAUSS.stds[0]
-    a_T, a_0 = s.alpha_bars[-1].double(), s.alpha_bars[0].double()
-    z = (x_T - a_T.sqrt() * mu) / (a_T * sd**2 + 1 - a_T).sqrt()
-    x = a_0.sqrt() * mu + (a_0 * sd**2 + 1 - a_0).sqrt() * z
-    return mu + a_0.sqrt() * sd**2 / (a_0 * sd**2 + 1 - a_0) * (x - a_0.sqrt() * mu)
-
-
 def test_dpm_solver_is_second_order_on_the_exact_ode():
-    """Oracle: the closed-form ODE solution for Gaussian data with its optimal denoiser. DDIM's error
+    """Oracle: the closed-form ODE end point for Gaussian data with its optimal denoiser. DDIM's error
     halves when the steps double (first order); DPM-Solver++(2M) on log-SNR-even steps quarters
     (second order) and at 20 steps is far closer than DDIM at 50."""
     s = make_schedule("linear", 1000)
     model = GAUSS.denoiser(s)
     x_T = torch.randn(2000, 2, generator=generator(4), dtype=torch.float64)
-    exact = _gauss_ode_exact(s, x_T)
+    exact = GAUSS.ode_sample(s, x_T)
 
     def rms(x):
         return (x - exact).pow(2).mean().sqrt().item()
