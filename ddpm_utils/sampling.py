@@ -221,8 +221,11 @@ def dpm_solver_sample(
         x_u = (σ_u/σ_s) x_s + α_u (1 - e^{-h}) D,   h = λ_u - λ_s,   D = x̂_0(x_s),
     which is exactly DDIM with η = 0 (order=1). Order 2 reuses the previous step's x̂_0 to take x̂_0
     as linear in λ: D = (1 + 1/(2r)) x̂_0(x_s) - 1/(2r) x̂_0(x_prev), r = h_prev / h; the first step,
-    with no previous x̂_0, is DDIM's. One network call per step, the same timesteps as `ddim_sample`
-    (after the last, τ_1, the sampler returns x̂_0), deterministic: x_T is drawn from `generator`.
+    with no previous x̂_0, is DDIM's. One network call per step; after the last timestep, τ_1 = 0, the
+    sampler returns x̂_0, as `ddim_sample` does. Deterministic: only x_T is drawn from `generator`.
+    spacing: 'logsnr' (default) puts the timesteps evenly in λ, so every h is equal and D never
+    extrapolates far; 'uniform' uses `ddim_sample`'s evenly spaced t, where the last steps are long in
+    λ (r ≈ 0.2) and the extrapolation overshoots (benchmarks/sampler_steps.py measures both).
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 (DDIM) or 2 (DPM-Solver++(2M)), got {order}")
