@@ -97,6 +97,10 @@ def _load(path):
 def _sample(model, schedule, shape, args):
     from .sampling import ddim_sample, ddpm_sample, dpm_solver_sample
 
+    if args.eta != 0 and args.sampler != "ddim":
+        raise ValueError(f"--eta applies to the ddim sampler only, not {args.sampler}")
+    if args.steps is not None and args.sampler == "ddpm":
+        raise ValueError("--steps applies to ddim and dpm-solver; ddpm always takes every timestep")
     g = torch.Generator().manual_seed(args.seed)
     if args.sampler == "ddpm":
         return ddpm_sample(model, schedule, shape, generator=g)

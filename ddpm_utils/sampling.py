@@ -116,8 +116,7 @@ def logsnr_timesteps(schedule: Schedule, num_inference_steps: int) -> torch.Tens
         raise ValueError(f"num_inference_steps must lie in [1, {num_steps}], got {num_inference_steps}")
     if num_inference_steps == 1:
         return torch.tensor([num_steps - 1])
-    alpha_bars = schedule.alpha_bars.double()
-    neg_lambda = 0.5 * torch.log((1 - alpha_bars) / alpha_bars)  # -λ_t, increasing in t
+    neg_lambda = -0.5 * schedule.log_snr.double()  # -λ_t, increasing in t
     targets = torch.linspace(neg_lambda[0].item(), neg_lambda[-1].item(), num_inference_steps, dtype=torch.float64)
     upper = torch.searchsorted(neg_lambda, targets).clamp(1, num_steps - 1)
     nearer_lower = (targets - neg_lambda[upper - 1]) < (neg_lambda[upper] - targets)
@@ -148,6 +147,15 @@ def _ddim_coefficients(ab: float, ab_prev: float, eta: float) -> tuple[float, fl
     return sigma, max(1 - ab_prev - sigma**2, 0.0) ** 0.5
 
 
+def _check_ddim_first_step(alpha_bars, first: int, second: int | None, eta: float, prediction, clip_x0) -> None:
+    """`_check_first_step` for a DDIM step from timestep `first` to `second` (None: straight to x_0)."""
+    ab = alpha_bars[first].item()
+    ab_prev = alpha_bars[second].item() if second is not None else 1.0
+    # ε̂'s total weight in the step, once x̂_0 = (x_t - √(1-ᾱ) ε̂) / √ᾱ is substituted
+    gain = abs(_ddim_coefficients(ab, ab_prev, eta)[1] - (ab_prev / ab * (1 - ab)) ** 0.5)
+    _check_first_step(gain, prediction, clip_x0)
+
+
 @torch.no_grad()
 def ddim_sample(
     model,
@@ -176,12 +184,7 @@ def ddim_sample(
     batch = xt.shape[0]
     taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()
     alpha_bars = schedule.alpha_bars
-    ab = alpha_bars[taus[-1]].item()
-    ab_prev = alpha_bars[taus[-2]].item() if len(taus) > 1 else 1.0
-    # ε̂'s total weight in the first step, once x̂_0 = (x_t - √(1-ᾱ) ε̂) / √ᾱ is substituted
-    _check_first_step(
-        abs(_ddim_coefficients(ab, ab_prev, eta)[1] - (ab_prev / ab * (1 - ab)) ** 0.5), prediction, clip_x0
-    )
+    _check_ddim_first_step(alpha_bars, taus[-1], taus[-2] if len(taus) > 1 else None, eta, prediction, clip_x0)
     for i in reversed(range(len(taus))):
         step = taus[i]
         t = torch.full((batch,), step, dtype=torch.long, device=xt.device)
@@ -234,11 +237,11 @@ def dpm_solver_sample(
     taus = TIMESTEP_SPACINGS[spacing](schedule, num_inference_steps).flip(0).tolist()  # τ_S, ..., τ_1
     xt = _start(shape, x_T, generator, device, dtype)
     batch = xt.shape[0]
-    alpha_bars = schedule.alpha_bars.double()
-    alphas, sigmas = alpha_bars.sqrt(), (1 - alpha_bars).sqrt()
-    lambdas = torch.log(alphas / sigmas)
-    ab, ab_next = alpha_bars[taus[0]].item(), alpha_bars[taus[1]].item() if len(taus) > 1 else 1.0
-    _check_first_step(abs((1 - ab_next) ** 0.5 - (ab_next / ab * (1 - ab)) ** 0.5), prediction, clip_x0)
+    alpha_bars = schedule.alpha_bars
+    alphas, sigmas = schedule.sqrt_alpha_bars.double(), schedule.sqrt_one_minus_alpha_bars.double()
+    lambdas = 0.5 * schedule.log_snr.double()  # λ = log(α/σ)
+    # the first step is DDIM's (η = 0) at either order
+    _check_ddim_first_step(alpha_bars, taus[0], taus[1] if len(taus) > 1 else None, 0.0, prediction, clip_x0)
     x0_prev = h_prev = None
     for i, step in enumerate(taus):
         t = torch.full((batch,), step, dtype=torch.long, device=xt.device)

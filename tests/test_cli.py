@@ -58,6 +58,9 @@ def test_train_then_sample(tmp_path, capsys):
     expected = dpm_solver_sample(model, schedule, (4, 1, 8, 8), 3, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
     assert main(["sample", str(ck), "--n", "4", "--sampler", "dpm-solver", "--steps", "0", "--out", str(out)]) == 2
+    # flags the chosen sampler would ignore are refused, not dropped silently
+    assert main(["sample", str(ck), "--n", "4", "--sampler", "dpm-solver", "--eta", "1", "--out", str(out)]) == 2
+    assert main(["sample", str(ck), "--n", "4", "--sampler", "ddpm", "--steps", "50", "--out", str(out)]) == 2
 
 
 def test_clear_errors(tmp_path, capsys):
