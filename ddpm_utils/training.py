@@ -285,7 +285,7 @@ class Trainer:
         start, first = time.perf_counter(), self.step
         bar = tqdm(total=stop_at, initial=self.step, disable=not progress or self.rank != 0, mininterval=10.0, ncols=90)
         while self.step < stop_at:
-            elapsed = (time.perf_counter() - start) / 60
+            elapsed = self._minutes_since(start) if max_minutes is not None else 0.0
             if max_minutes is not None and elapsed >= max_minutes:
                 break
             # the learning-rate schedule always runs over the configured length (cfg.max_steps), so
@@ -305,6 +305,20 @@ class Trainer:
         if checkpoint_path is not None:
             self.save(checkpoint_path)
         return self
+
+    def _minutes_since(self, start: float) -> float:
+        """Wall-clock minutes since `start` by rank 0's clock, the same number on every rank.
+
+        Under DDP each rank's own clock differs (they start apart and wait on each other), so ranks
+        reading their own would stop at different steps (the rest then hang in the next all-reduce)
+        and follow different learning rates (the replicas drift apart).
+        """
+        minutes = (time.perf_counter() - start) / 60
+        if self.world_size > 1:
+            shared = torch.tensor([minutes], dtype=torch.float64, device=self.device)
+            torch.distributed.broadcast(shared, src=0)
+            minutes = shared.item()
+        return minutes
 
     # ---- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -1,8 +1,11 @@
 """DDP on CPU with 2 processes (gloo): a step on 2 ranks with batch B each equals a step on one
-process with batch 2B; a checkpoint written by rank 0 resumes on one process."""
+process with batch 2B; a checkpoint written by rank 0 resumes on one process; a run stopped by
+wall-clock minutes stops every rank at the same step with the same weights."""
 
+import datetime
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -53,3 +56,31 @@ def test_two_ranks_equal_one_process_with_double_batch(tmp_path, optimizer):
     for a, b in zip(resumed.model.parameters(), single.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert sorted(os.listdir(tmp_path)) == ["ddp.pt", "rank0.pt", "rank1.pt"]
+
+
+def _timed_worker(rank, world, port, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # a short timeout: a rank left waiting in an all-reduce fails the test instead of hanging it
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=20))
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    trainer = Trainer(UNet(TINY), _data(), TrainConfig(max_steps=10**6, batch_size=16, warmup_steps=1))
+    if rank == 1:
+        time.sleep(1.0)  # the ranks' clocks now differ by a second, as they do when one starts late
+    trainer.train(max_minutes=0.05, progress=False)
+    torch.save(
+        {"step": trainer.step, "lr": trainer.history["lr"], "params": [p.detach() for p in trainer.model.parameters()]},
+        os.path.join(out_dir, f"timed{rank}.pt"),
+    )
+    torch.distributed.destroy_process_group()
+
+
+def test_minutes_limit_stops_all_ranks_together(tmp_path):
+    """The stop and the learning-rate schedule follow rank 0's clock on every rank (with each rank's
+    own clock, rank 0 stopped a second early and rank 1 hung in its next all-reduce)."""
+    mp.spawn(_timed_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"timed{rank}.pt", weights_only=True) for rank in range(2))
+    assert r0["step"] == r1["step"] > 1
+    assert r0["lr"] == r1["lr"]
+    for a, b in zip(r0["params"], r1["params"]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
