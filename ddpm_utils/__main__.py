@@ -67,6 +67,8 @@ def cmd_train(args) -> int:
         from .sampling import ddim_sample
 
         def callback(tr):
+            if tr.rank != 0:  # under torchrun one grid, from rank 0 (the weights are the same on every rank)
+                return
             g = torch.Generator().manual_seed(0)
             x = ddim_sample(tr.ema, tr.schedule, (64, *data.shape[1:]), 50, generator=g, device=tr.device)
             save_grid(x, Path(args.out).with_name(f"{Path(args.out).stem}_step{tr.step:06d}.png"), nrow=8)
@@ -79,9 +81,10 @@ def cmd_train(args) -> int:
         progress=not args.quiet,
     )
     cleanup()
-    losses = trainer.history["loss"]
-    last = f"; last logged loss {losses[-1]:.4f}" if losses else ""
-    print(f"trained {trainer.step} steps{last}; wrote {args.out}")
+    if trainer.rank == 0:
+        losses = trainer.history["loss"]
+        last = f"; last logged loss {losses[-1]:.4f}" if losses else ""
+        print(f"trained {trainer.step} steps{last}; wrote {args.out}")
     return 0
 
 

@@ -5,12 +5,15 @@ wall-clock minutes stops every rank at the same step with the same weights."""
 import datetime
 import os
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from ddpm_utils.checkpoint import load_checkpoint
 from ddpm_utils.training import TrainConfig, Trainer
 from ddpm_utils.unet import UNet, UNetConfig
 
@@ -84,3 +87,26 @@ def test_minutes_limit_stops_all_ranks_together(tmp_path):
     assert r0["lr"] == r1["lr"]
     for a, b in zip(r0["params"], r1["params"]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_documented_torchrun_command_equals_one_process(tmp_path):
+    """README's launch command, on 2 CPU processes: the same checkpoint as one process with the same
+    global batch, one sample grid and one report line (from rank 0), and no stray files."""
+    args = ["train", "--steps", "4", "--batch-size", "16", "--channels", "16", "--heads", "2", "--quiet"]
+    args += ["--sample-every", "2", "--checkpoint-every", "2"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]  # the `torchrun` script, wherever it is installed
+    launch = torchrun + ["--standalone", "--nproc_per_node=2", "-m", "ddpm_utils"]
+    ddp_args = launch + args + ["--out", str(tmp_path / "ddp.pt")]
+    ddp = subprocess.run(ddp_args, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert ddp.stdout.count("trained 4 steps") == 1
+    one = subprocess.run([sys.executable, "-m", "ddpm_utils"] + args + ["--out", str(tmp_path / "one.pt")], timeout=300)
+    assert one.returncode == 0
+    a, b = load_checkpoint(tmp_path / "ddp.pt"), load_checkpoint(tmp_path / "one.pt")
+    assert a["step"] == b["step"] == 4
+    for key in ("model", "ema"):
+        for name in b[key]:
+            torch.testing.assert_close(a[key][name], b[key][name], rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
+    grids = {p.name for p in tmp_path.glob("*.png")}
+    assert grids == {f"{run}_step{k:06d}.png" for run in ("ddp", "one") for k in (2, 4)}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pt") == ["ddp.pt", "one.pt"]
