@@ -134,17 +134,23 @@ def cmd_sample(args) -> int:
 def cmd_evaluate(args) -> int:
     from .data import DIGITS_LEVELS, load_digits
     from .elbo import bits_per_dim, nll_bound
-    from .metrics import evaluate_samples
+    from .metrics import evaluate_samples, summarise_reports
 
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     model, schedule, _ = _load(args.checkpoint)
-    x = _sample(model, schedule, (args.n, 1, 8, 8), args)
-    report = evaluate_samples(x)
+    reports = []
+    for k in range(args.repeats):  # independent sample sets from seeds seed, seed + 1, ...
+        x = _sample(model, schedule, (args.n, 1, 8, 8), argparse.Namespace(**{**vars(args), "seed": args.seed + k}))
+        reports.append(evaluate_samples(x))
+    report = reports[0] if args.repeats == 1 else summarise_reports(reports)
     if args.bpd:
         test = load_digits("test")
         g = torch.Generator().manual_seed(args.seed)
         bound = nll_bound(model, schedule, test, num_levels=DIGITS_LEVELS, generator=g)
         report["test_bits_per_dim"] = bits_per_dim(bound["total"], test).mean().item()
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}, indent=1))
+    rounded = {k: [round(x, 4) for x in v] if isinstance(v, list) else v for k, v in report.items()}
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rounded.items()}, indent=1))
     return 0
 
 
@@ -228,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--size", type=int, default=None, help="image size (default 8)")
         else:
             s.add_argument("--bpd", action="store_true", help="also compute the test-set bits/dim bound")
+            s.add_argument(
+                "--repeats",
+                type=int,
+                default=1,
+                help="score this many sample sets (seeds seed, seed+1, ...): mean FD, its spread (fd_sd), each",
+            )
         s.set_defaults(func=func)
     e = sub.add_parser("export", help="write a small sampling-only checkpoint (EMA weights, no optimiser)")
     e.add_argument("checkpoint")

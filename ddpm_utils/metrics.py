@@ -32,6 +32,7 @@ __all__ = [
     "reference_scores",
     "nearest_neighbour_check",
     "evaluate_samples",
+    "summarise_reports",
 ]
 
 
@@ -141,19 +142,24 @@ def gaussian_fit_samples(n: int, seed: int = 0) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=4)
-def reference_scores(n: int = 1000, repeats: int = 10) -> dict[str, float]:
+def reference_scores(n: int = 1000, repeats: int = 10, bootstrap: int = 100) -> dict[str, float]:
     """The floor and the ceiling of FD_digits against the test split, for n images (n <= 1438).
 
     Floor: n real training digits (never seen by the test split) vs the test digits, averaged over
-    `repeats` random subsets; 'real_vs_real_sd' is its spread across subsets, the size of the
-    differences that sampling noise alone produces at this n (about 3 at n = 300, 1 at n = 1000).
+    `repeats` random subsets; 'real_vs_real_sd' is its spread across those subsets (about 4 at
+    n = 300, 1 at n = 1000). The subsets overlap (1,000 of the same 1,438 digits), so that spread
+    understates how far a score moves between two *independent* sets of n images:
+    'sampling_sd' estimates that, as the spread over `bootstrap` draws of n training digits with
+    replacement — about 2 at n = 1000 and 5 at n = 300, close to what a model's score spreads
+    over sampling seeds (1–3 measured at n = 1000). Read a difference between two single scores against
+    √2 · sampling_sd, or average over seeds (`python -m ddpm_utils evaluate --repeats`).
     Ceiling: n draws from a Gaussian fitted to the training pixels vs the test digits.
     FD falls as n grows, so compare a model's score only with references of the same n.
     """
     if not 2 <= n <= len(load_digits("train")):
         raise ValueError(f"n must lie in [2, {len(load_digits('train'))}], got {n}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if repeats < 1 or bootstrap < 2:
+        raise ValueError(f"repeats must be at least 1 and bootstrap at least 2, got {repeats} and {bootstrap}")
     test_feats = _features(load_digits("test"))
     train_feats = _features(load_digits("train"))
     g = torch.Generator().manual_seed(1)
@@ -163,11 +169,30 @@ def reference_scores(n: int = 1000, repeats: int = 10) -> dict[str, float]:
             for _ in range(repeats)
         ]
     )
+    draws = torch.tensor(
+        [
+            frechet_distance(train_feats[torch.randint(0, len(train_feats), (n,), generator=g)], test_feats)
+            for _ in range(bootstrap)
+        ]
+    )
     return {
         "real_vs_real": floors.mean().item(),
         "real_vs_real_sd": floors.std().item() if repeats > 1 else float("nan"),
+        "sampling_sd": draws.std().item(),
         "gaussian_fit": frechet_distance(_features(gaussian_fit_samples(n)), test_feats),
     }
+
+
+def summarise_reports(reports: list[dict]) -> dict:
+    """One report from several `evaluate_samples` reports of independent sample sets (e.g. seeds):
+    every number averaged, plus 'fd_sd' (the spread of FD across the sets) and 'fd_each'."""
+    if not reports:
+        raise ValueError("summarise_reports needs at least one report")
+    fds = torch.tensor([r["fd"] for r in reports], dtype=torch.float64)
+    summary = {key: sum(r[key] for r in reports) / len(reports) for key in reports[0]}
+    summary["fd_sd"] = fds.std().item() if len(reports) > 1 else float("nan")
+    summary["fd_each"] = fds.tolist()
+    return summary
 
 
 def nearest_neighbour_check(samples: torch.Tensor, quantile: float = 0.05) -> dict[str, float]:
@@ -192,9 +217,9 @@ def nearest_neighbour_check(samples: torch.Tensor, quantile: float = 0.05) -> di
 
 
 def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
-    """FD_digits against the test split, with the floor and ceiling for the same number of images,
-    the classes the classifier sees (every class should appear), its mean confidence, and the
-    nearest-neighbour check."""
+    """FD_digits against the test split, with the floor and ceiling for the same number of images
+    and the score's own sampling noise ('fd_sampling_sd', see `reference_scores`), the classes the
+    classifier sees (every class should appear), its mean confidence, and the nearest-neighbour check."""
     test = load_digits("test")
     feats = _features(samples)
     with torch.no_grad():
@@ -205,6 +230,7 @@ def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
         "fd": frechet_distance(feats, _features(test)),
         "floor_real_vs_real": ref["real_vs_real"],
         "floor_sd": ref["real_vs_real_sd"],
+        "fd_sampling_sd": ref["sampling_sd"],
         "ceiling_gaussian_fit": ref["gaussian_fit"],
         "classes_present": int((counts > 0).sum()),
         "min_class_fraction": (counts.min() / len(samples)).item(),

@@ -1,11 +1,13 @@
+import json
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from ddpm_utils import dpm_solver_sample, model_from_checkpoint
+from ddpm_utils import ddim_sample, dpm_solver_sample, model_from_checkpoint
 from ddpm_utils.__main__ import main
+from ddpm_utils.metrics import evaluate_samples
 
 
 def test_help_lists_the_commands():
@@ -61,6 +63,18 @@ def test_train_then_sample(tmp_path, capsys):
     # flags the chosen sampler would ignore are refused, not dropped silently
     assert main(["sample", str(ck), "--n", "4", "--sampler", "dpm-solver", "--eta", "1", "--out", str(out)]) == 2
     assert main(["sample", str(ck), "--n", "4", "--sampler", "ddpm", "--steps", "50", "--out", str(out)]) == 2
+    # evaluate --repeats: seeds 7 and 8, each scored as the library scores it, then averaged
+    capsys.readouterr()
+    assert main(["evaluate", str(ck), "--n", "100", "--steps", "3", "--seed", "7", "--repeats", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    each = [
+        evaluate_samples(ddim_sample(model, schedule, (100, 1, 8, 8), 3, generator=torch.Generator().manual_seed(seed)))
+        for seed in (7, 8)
+    ]
+    assert report["fd_each"] == pytest.approx([r["fd"] for r in each], abs=1e-3)
+    assert report["fd"] == pytest.approx((each[0]["fd"] + each[1]["fd"]) / 2, abs=1e-3)
+    assert report["fd_sd"] == pytest.approx(abs(each[0]["fd"] - each[1]["fd"]) / 2**0.5, abs=1e-3)
+    assert main(["evaluate", str(ck), "--n", "100", "--repeats", "0"]) == 2
 
 
 def test_clear_errors(tmp_path, capsys):

@@ -9,6 +9,7 @@ from ddpm_utils.metrics import (
     gaussian_fit_samples,
     nearest_neighbour_check,
     reference_scores,
+    summarise_reports,
 )
 
 
@@ -47,10 +48,14 @@ def test_floor_spread_shrinks_with_more_images():
     small, large = reference_scores(200), reference_scores(1000)
     assert small["real_vs_real_sd"] > 1.5 * large["real_vs_real_sd"] > 0
     assert small["real_vs_real"] > large["real_vs_real"]
+    # independent draws (bootstrap) spread more than overlapping subsets of one set of 1,438 digits
+    assert small["sampling_sd"] > large["sampling_sd"] > 1.25 * large["real_vs_real_sd"]
     with pytest.raises(ValueError, match="n must lie"):
         reference_scores(5000)
     with pytest.raises(ValueError, match="repeats"):
         reference_scores(300, repeats=0)
+    with pytest.raises(ValueError, match="bootstrap"):
+        reference_scores(300, bootstrap=1)
 
 
 def test_nearest_neighbour_check_flags_copies():
@@ -65,3 +70,15 @@ def test_bad_feature_shapes():
         frechet_distance(torch.zeros(5, 3), torch.zeros(5, 4))
     with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
         evaluate_samples(torch.zeros(5, 1, 28, 28))
+
+
+def test_summarise_reports_averages_and_spreads():
+    reports = [evaluate_samples(gaussian_fit_samples(200, seed=seed)) for seed in (1, 2, 3)]
+    summary = summarise_reports(reports)
+    fds = torch.tensor([r["fd"] for r in reports], dtype=torch.float64)
+    assert summary["fd"] == pytest.approx(fds.mean().item())
+    assert summary["fd_sd"] == pytest.approx(fds.std().item()) and summary["fd_sd"] > 0
+    assert summary["fd_each"] == pytest.approx(fds.tolist())
+    assert summary["too_close"] == pytest.approx(sum(r["too_close"] for r in reports) / 3)
+    with pytest.raises(ValueError, match="at least one"):
+        summarise_reports([])
