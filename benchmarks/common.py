@@ -37,6 +37,14 @@ def record(name: str, payload: dict) -> None:
         f.write(json.dumps({**machine(), **payload}) + "\n")
 
 
+def floor_text(ref: dict) -> str:
+    """How to read FD_digits at one n: `metrics.reference_scores`' floor and one score's own noise."""
+    return (
+        f"floor {ref['real_vs_real']:.1f} ± {ref['real_vs_real_sd']:.1f} (real digits, over subsets); "
+        f"one score's sampling sd {ref['sampling_sd']:.1f}"
+    )
+
+
 def ours_digits(channels_last: bool = True) -> torch.nn.Module:
     model = UNet(DIGITS)
     return model.to(memory_format=torch.channels_last) if channels_last else model

@@ -20,7 +20,7 @@ import argparse
 import time
 
 import torch
-from common import ours_digits, record
+from common import floor_text, ours_digits, record
 from quality_per_minute import SAMPLERS, score, train_for
 
 import ddpm_utils as du
@@ -92,7 +92,7 @@ def main():
         powers[p] = {"steps": trainer.step, "fd": fd(trainer.ema.eval(), trainer.schedule, args.n)}
 
     print(f"short run: default recipe, {args.minutes:g} min, {short.step} steps; long run: shipped checkpoint")
-    print(f"FD_digits, DDIM-50 η=0, {args.n} samples (floor {ref['real_vs_real']:.1f} ± {ref['real_vs_real_sd']:.1f})")
+    print(f"FD_digits, DDIM-50 η=0, {args.n} samples ({floor_text(ref)})")
     for name, value in rows.items():
         print(f"  {name:<34} {value:6.1f}")
     for p, r in powers.items():

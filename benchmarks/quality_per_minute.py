@@ -16,7 +16,7 @@ import argparse
 import time
 
 import torch
-from common import call, diffusers_digits, ours_digits, record
+from common import call, diffusers_digits, floor_text, ours_digits, record
 
 import ddpm_utils as du
 
@@ -73,9 +73,9 @@ def main():
             rows.append(row)
             print(row, flush=True)
     floors = {n: du.metrics.reference_scores(n) for n in {args.n, args.ddpm_n} if n}
-    print("\nFD_digits (lower is better); floor = real training digits vs test, mean ± spread over 10 subsets")
+    print("\nFD_digits (lower is better)")
     for n, ref in sorted(floors.items()):
-        print(f"  floor at {n} images: {ref['real_vs_real']:.1f} ± {ref['real_vs_real_sd']:.1f}")
+        print(f"  at {n} images: {floor_text(ref)}")
     print(f"{'minutes':>7} {'network':<11} {'steps':>6} {'DDIM-50 η=0':>12} {'DDIM-50 η=1':>12} {'DDPM-1000':>10}")
     for r in rows:
         print(

@@ -22,7 +22,7 @@ import statistics
 import time
 
 import torch
-from common import ours_digits, record
+from common import floor_text, ours_digits, record
 from quality_per_minute import train_for
 
 import ddpm_utils as du
@@ -97,10 +97,7 @@ def main():
     rows = [row for label, model, sched in models for row in digits_rows(model, sched, label, args.n, args.seeds)]
 
     ref = du.metrics.reference_scores(args.n)
-    print(
-        f"\nFD_digits at {args.n} images, mean ± sd over seeds {args.seeds}; "
-        f"floor {ref['real_vs_real']:.1f} ± {ref['real_vs_real_sd']:.1f}"
-    )
+    print(f"\nFD_digits at {args.n} images, mean ± sd over seeds {args.seeds}; {floor_text(ref)}")
     print(f"{'model':<40} {'sampler':<24} {'steps':>5} {'FD':>12}")
     for r in rows:
         print(f"{r['model']:<40} {r['sampler']:<24} {r['steps']:5d} {r['fd_mean']:6.1f} ± {r['fd_sd']:3.1f}")

@@ -19,7 +19,7 @@ import statistics
 import time
 
 import torch
-from common import ours_digits, record
+from common import floor_text, ours_digits, record
 from quality_per_minute import SAMPLERS, train_for
 
 import ddpm_utils as du
@@ -58,8 +58,7 @@ def main():
                 rows.append(row)
                 print(row, flush=True)
     floor = du.metrics.reference_scores(args.n)
-    print(f"\nFD_digits at {args.n} samples (lower is better); floor {floor['real_vs_real']:.1f}", end="")
-    print(f" ± {floor['real_vs_real_sd']:.1f}")
+    print(f"\nFD_digits at {args.n} samples (lower is better); {floor_text(floor)}")
     header = ("minutes", "recipe", "runs", "steps", "DDIM-50 η=0", "DDIM-50 η=1", "too close")
     print("{:>7} {:<20} {:>4} {:>6} {:>12} {:>12} {:>10}".format(*header))
     for minutes in args.minutes:
