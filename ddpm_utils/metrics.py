@@ -147,7 +147,7 @@ def reference_scores(n: int = 1000, repeats: int = 10, bootstrap: int = 100) -> 
 
     Floor: n real training digits (never seen by the test split) vs the test digits, averaged over
     `repeats` random subsets; 'real_vs_real_sd' is its spread across those subsets (about 4 at
-    n = 300, 1 at n = 1000). The subsets overlap (1,000 of the same 1,438 digits), so that spread
+    n = 300, 1.4 at n = 1000). The subsets overlap (1,000 of the same 1,438 digits), so that spread
     understates how far a score moves between two *independent* sets of n images:
     'sampling_sd' estimates that, as the spread over `bootstrap` draws of n training digits with
     replacement — about 2 at n = 1000 and 5 at n = 300, close to what a model's score spreads
