@@ -1,6 +1,7 @@
 """Quality per CPU-minute: the default digits recipe with ddpm_utils' UNet vs diffusers' UNet2DModel.
 
     python benchmarks/quality_per_minute.py [--minutes 3 10] [--n 1000] [--ddpm-n 300]
+                                            [--guidance 1 1.25] [--seeds 7 8 9]
 
 Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.Trainer`
 with its default `TrainConfig`, for the same wall-clock minutes, one after the other on this
@@ -8,6 +9,10 @@ machine (not concurrently: two cores). Each EMA network is then scored by FD_dig
 steps (η = 0 and η = 1, `--n` samples) and at 1,000 DDPM steps (`--ddpm-n` samples), next to the
 real-vs-real floor (mean ± spread over subsets) for the same number of images. So the difference
 between the two rows is the networks' speed and architecture details, not the recipe.
+
+With `--guidance w ...`, each sampler also runs on `du.Guided(ema, gaussian, w)`: the network steered
+away from the optimal denoiser of the training digits' Gaussian fit (w = 1: the network alone), for
+both networks alike. With several `--seeds` each score is the mean over that many sample sets.
 """
 
 from __future__ import annotations
@@ -39,10 +44,13 @@ def train_for(build, minutes: float, data: torch.Tensor, **config) -> du.Trainer
     return trainer.train(max_minutes=minutes, progress=False)
 
 
-def score(model, schedule, sampler, n, seed=7):
-    g = torch.Generator().manual_seed(seed)
-    x = sampler(model, schedule, (n, 1, 8, 8), g)
-    return du.metrics.evaluate_samples(x)["fd"]
+def score(model, schedule, sampler, n, seeds=(7,)):
+    """FD_digits of `n` samples, mean over one sample set per seed."""
+    fds = [
+        du.metrics.evaluate_samples(sampler(model, schedule, (n, 1, 8, 8), torch.Generator().manual_seed(s)))["fd"]
+        for s in seeds
+    ]
+    return sum(fds) / len(fds)
 
 
 SAMPLERS = {
@@ -57,8 +65,11 @@ def main():
     parser.add_argument("--minutes", type=float, nargs="+", default=[3.0])
     parser.add_argument("--n", type=int, default=1000, help="samples for the DDIM scores")
     parser.add_argument("--ddpm-n", type=int, default=300, help="samples for the DDPM-1000 score (0: skip)")
+    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="guidance weights (1: none)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7], help="sampling seeds; scores are means")
     args = parser.parse_args()
     data = du.load_digits("train")
+    gaussian = du.GaussianData.fit(data)
     rows = []
     for minutes in args.minutes:
         for name, build in (("ddpm_utils", ours_digits), ("diffusers", lambda: Unwrap(diffusers_digits()))):
@@ -66,23 +77,40 @@ def main():
             trainer = train_for(build, minutes, data)
             row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
             ema = trainer.ema.eval()
-            for key, sampler in SAMPLERS.items():
-                n = args.ddpm_n if key == "ddpm1000" else args.n
-                if n:
-                    row[key] = score(ema, trainer.schedule, sampler, n)
+            for w in args.guidance:
+                model = du.Guided(ema, gaussian.denoiser(trainer.schedule), w)
+                for key, sampler in SAMPLERS.items():
+                    n = args.ddpm_n if key == "ddpm1000" else args.n
+                    if n:
+                        row[key if w == 1 else f"{key}_w{w:g}"] = score(model, trainer.schedule, sampler, n, args.seeds)
             rows.append(row)
             print(row, flush=True)
     floors = {n: du.metrics.reference_scores(n) for n in {args.n, args.ddpm_n} if n}
     print("\nFD_digits (lower is better)")
     for n, ref in sorted(floors.items()):
         print(f"  at {n} images: {floor_text(ref)}")
-    print(f"{'minutes':>7} {'network':<11} {'steps':>6} {'DDIM-50 η=0':>12} {'DDIM-50 η=1':>12} {'DDPM-1000':>10}")
+    print(f"sampling seeds {args.seeds}; w: guidance weight (1: the network alone)")
+    head = f"{'DDIM-50 η=0':>12} {'DDIM-50 η=1':>12} {'DDPM-1000':>10}"
+    print(f"{'minutes':>7} {'network':<11} {'steps':>6} {'w':>5} {head}")
     for r in rows:
-        print(
-            f"{r['minutes']:7.1f} {r['network']:<11} {r['steps']:6d} {r.get('ddim50_eta0', float('nan')):12.1f} "
-            f"{r.get('ddim50_eta1', float('nan')):12.1f} {r.get('ddpm1000', float('nan')):10.1f}"
-        )
-    record("quality_per_minute", {"rows": rows, "n": args.n, "ddpm_n": args.ddpm_n, "floors": floors})
+        for w in args.guidance:
+            tail = "" if w == 1 else f"_w{w:g}"
+            cells = (r.get(key + tail, float("nan")) for key in SAMPLERS)
+            print(
+                f"{r['minutes']:7.1f} {r['network']:<11} {r['steps']:6d} {w:5.2f} "
+                + "".join(f"{c:{width}.1f}" for c, width in zip(cells, (13, 13, 11)))
+            )
+    record(
+        "quality_per_minute",
+        {
+            "rows": rows,
+            "n": args.n,
+            "ddpm_n": args.ddpm_n,
+            "floors": floors,
+            "guidance": args.guidance,
+            "seeds": args.seeds,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ prediction ε*(x_t, t) = E[ε | x_t] = -sqrt(1 - ᾱ_t) ∇ log q(x_t) [Luo22 Eq
 s_k = 0 the mixture is a set of atoms: discrete data, such as pixels quantised to K levels.
 These are the oracles for the ELBO and the samplers.
 
+`GaussianData` is the other closed form: one Gaussian with a full covariance, N(μ, Σ), fitted to a
+data set. It is the best model of the data that knows only its first two moments, and the "bad"
+model that `sampling.Guided` steers a network away from.
+
 A training set of N images is itself such a mixture (N atoms of weight 1/N), so the denoiser that
 L_simple's minimum describes on it is exact too: `empirical_x0_mean`, which the trainer can use as a
 lower-variance regression target.
@@ -18,9 +22,11 @@ import math
 import torch
 
 from ._checks import check_float_tensor
+from .forward import eps_from_x0, v_from_eps
+from .reverse import PREDICTIONS
 from .schedules import Schedule, gather
 
-__all__ = ["GaussianMixture", "empirical_x0_mean"]
+__all__ = ["GaussianMixture", "GaussianData", "empirical_x0_mean"]
 
 
 class GaussianMixture:
@@ -130,6 +136,75 @@ class GaussianMixture:
         z = (x_T.double() - a_T.sqrt() * mu) / (a_T * var + 1 - a_T).sqrt()
         x = a_0.sqrt() * mu + (a_0 * var + 1 - a_0).sqrt() * z
         return mu + a_0.sqrt() * var / (a_0 * var + 1 - a_0) * (x - a_0.sqrt() * mu)
+
+
+class GaussianData:
+    """N(μ, Σ) in D dimensions with a full covariance Σ (may be singular), e.g. fitted to images.
+
+    Under the forward process q(x_t) = N(√ᾱ μ, ᾱ Σ + (1-ᾱ) I), and the optimal denoiser is linear:
+        E[x_0 | x_t] = μ + √ᾱ Σ (ᾱ Σ + (1-ᾱ) I)⁻¹ (x_t - √ᾱ μ).
+    With Σ = U diag(λ) Uᵀ this is a gain √ᾱ λ_i / (ᾱ λ_i + 1 - ᾱ) along each eigenvector: B·D²
+    multiply-adds per call, in float64. Args: mean (D,), covariance (D, D) symmetric PSD.
+    """
+
+    def __init__(self, mean, covariance):
+        mean = torch.as_tensor(mean, dtype=torch.float64)
+        cov = torch.as_tensor(covariance, dtype=torch.float64)
+        if mean.dim() != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
+            raise ValueError(f"mean must be (D,) and covariance (D, D), got {tuple(mean.shape)} and {tuple(cov.shape)}")
+        if not torch.isfinite(cov).all() or not torch.isfinite(mean).all():
+            raise ValueError("mean and covariance must be finite")
+        if not torch.allclose(cov, cov.T, atol=1e-10 * max(1.0, cov.abs().max().item())):
+            raise ValueError("covariance must be symmetric")
+        eigenvalues, self.eigenvectors = torch.linalg.eigh(cov)
+        if eigenvalues.min() < -1e-8 * max(1.0, eigenvalues.max().item()):
+            raise ValueError(f"covariance must be positive semi-definite (smallest eigenvalue {eigenvalues.min():.3g})")
+        self.eigenvalues = eigenvalues.clamp(min=0)
+        self.mean, self.covariance = mean, cov
+
+    @classmethod
+    def fit(cls, data: torch.Tensor) -> GaussianData:
+        """The Gaussian of `data` (N, ...) flattened to (N, D): its sample mean and (unbiased) covariance."""
+        check_float_tensor(data, "data", min_rank=2)
+        flat = data.reshape(len(data), -1).double()
+        if len(flat) < 2:
+            raise ValueError(f"fitting a covariance needs at least 2 data points, got {len(flat)}")
+        return cls(flat.mean(0), torch.cov(flat.T).reshape(flat.shape[1], flat.shape[1]))
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[0]
+
+    def optimal_x0(self, schedule: Schedule, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """E[x_0 | x_t] for xt (B, ...) whose trailing dims flatten to D; returns xt's shape and dtype."""
+        check_float_tensor(xt, "xt")
+        flat = xt.reshape(xt.shape[0], -1)
+        if flat.shape[1] != self.dim:
+            raise ValueError(f"xt has {flat.shape[1]} dimensions per example but the Gaussian has {self.dim}")
+        u, lam = self.eigenvectors.to(xt.device), self.eigenvalues.to(xt.device)
+        a = gather(schedule.alpha_bars, t, flat.double())  # (B, 1)
+        centred = (flat.double() - a.sqrt() * self.mean.to(xt.device)) @ u  # coordinates along the eigenvectors
+        x0 = self.mean.to(xt.device) + (centred * (a.sqrt() * lam / (a * lam + 1 - a))) @ u.T
+        return x0.reshape(xt.shape).to(xt.dtype)
+
+    def optimal_eps(self, schedule: Schedule, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """E[ε | x_t] = (x_t - √ᾱ E[x_0 | x_t]) / √(1-ᾱ); same shape and dtype as xt."""
+        x0 = self.optimal_x0(schedule, xt.double(), t)
+        return eps_from_x0(schedule, xt.double(), t, x0).to(xt.dtype)
+
+    def denoiser(self, schedule: Schedule, prediction: str = "eps"):
+        """A `model(xt, t)` callable returning the optimal output for `prediction` ('eps', 'x0' or 'v')."""
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+
+        def model(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x0 = self.optimal_x0(schedule, xt.double(), t)
+            if prediction == "x0":
+                return x0.to(xt.dtype)
+            eps = eps_from_x0(schedule, xt.double(), t, x0)
+            return (eps if prediction == "eps" else v_from_eps(schedule, x0, t, eps)).to(xt.dtype)
+
+        return model
 
 
 def empirical_x0_mean(schedule: Schedule, xt: torch.Tensor, t: torch.Tensor, data: torch.Tensor) -> torch.Tensor:

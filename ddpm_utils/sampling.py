@@ -24,10 +24,43 @@ __all__ = [
     "dpm_solver_sample",
     "logsnr_timesteps",
     "ddim_invert",
+    "Guided",
     "SAMPLERS",
 ]
 
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+
+
+class Guided(torch.nn.Module):
+    """`guide(x_t, t) + w · (model(x_t, t) - guide(x_t, t))`: a network steered away from a worse model.
+
+    Autoguidance [Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"]: where
+    the network and a weaker model of the same data disagree, the disagreement points to what the
+    weaker one misses, and w > 1 moves further that way. In scores, the result is
+    ∇log p_θ + (w - 1) ∇log(p_θ / p_guide); classifier-free guidance is the case where the weaker
+    model is the unconditional one. Here the weaker model is usually `GaussianData.fit(train)`'s
+    optimal denoiser: what the network has learned beyond the data's mean and covariance is amplified.
+    w = 1 is the network alone, w = 0 the guide alone. Both outputs must use the same
+    parameterisation ('eps', 'x0' or 'v'); the combination then means the same in all three, because
+    the conversions between them are affine in the output at fixed (x_t, t) and the weights sum to 1.
+    Costs one guide evaluation per network evaluation.
+    """
+
+    def __init__(self, model, guide, weight: float):
+        super().__init__()
+        weight = float(weight)
+        if not math.isfinite(weight):
+            raise ValueError(f"guidance weight must be a finite number, got {weight}")
+        self.model, self.guide, self.weight = model, guide, weight
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = self.model(xt, t)
+        if self.weight == 1.0:
+            return out
+        ref = self.guide(xt, t)
+        if ref.shape != out.shape:
+            raise ValueError(f"the guide returned shape {tuple(ref.shape)} but the network {tuple(out.shape)}")
+        return torch.lerp(ref.to(out.dtype), out, self.weight)
 
 
 def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:

@@ -1,8 +1,9 @@
 import pytest
 import torch
 from conftest import generator
+from torch.distributions import MultivariateNormal
 
-from ddpm_utils import GaussianMixture, ddim_sample, make_schedule, q_sample
+from ddpm_utils import GaussianData, GaussianMixture, ddim_sample, eps_and_x0_from_output, make_schedule, q_sample
 from ddpm_utils.analytic import empirical_x0_mean
 
 
@@ -71,3 +72,97 @@ def test_ode_sample_is_the_flow_of_the_optimal_denoiser():
         GaussianMixture([0.5, 0.5], [[0.0], [1.0]], [0.1, 0.1]).ode_sample(s, torch.zeros(2, 1))
     with pytest.raises(ValueError, match="shape"):
         gm.ode_sample(s, torch.zeros(2, 3))
+
+
+def _random_gaussian(dim=5, rank=3, seed=0):
+    """A Gaussian with a singular covariance (rank < dim), like images with constant pixels."""
+    g = generator(seed)
+    a = torch.randn(dim, rank, generator=g, dtype=torch.float64)
+    return GaussianData(torch.randn(dim, generator=g, dtype=torch.float64), a @ a.T)
+
+
+def test_gaussian_data_optimal_eps_is_the_diffused_gaussians_score():
+    """Oracle: q_t = N(√ᾱ μ, ᾱ Σ + (1-ᾱ) I) from torch.distributions; E[ε | x_t] = -sqrt(1-ᾱ) ∇log q_t
+    by autograd, at every noise level, for a singular Σ; and the x_0 form agrees with the ε form."""
+    gd = _random_gaussian()
+    s = make_schedule("linear", 1000)
+    t = torch.tensor([0, 5, 100, 400, 800, 999])
+    x = torch.randn(6, 5, dtype=torch.float64, generator=generator(1), requires_grad=True)
+    a = s.alpha_bars[t].double()
+    log_q = sum(
+        MultivariateNormal(
+            a[i].sqrt() * gd.mean, a[i] * gd.covariance + (1 - a[i]) * torch.eye(5, dtype=torch.float64)
+        ).log_prob(x[i])
+        for i in range(6)
+    )
+    (score,) = torch.autograd.grad(log_q, x)
+    eps = gd.optimal_eps(s, x.detach(), t)
+    torch.testing.assert_close(eps, -(1 - a).sqrt()[:, None] * score)
+    x0 = gd.optimal_x0(s, x.detach(), t)
+    torch.testing.assert_close(x.detach(), a.sqrt()[:, None] * x0 + (1 - a).sqrt()[:, None] * eps)
+    # images: trailing dims are flattened, dtype kept
+    img = x.detach().float().reshape(6, 1, 5, 1)
+    out = gd.optimal_eps(s, img, t)
+    assert out.shape == img.shape and out.dtype == torch.float32
+    torch.testing.assert_close(out.reshape(6, 5), eps.float(), rtol=1e-4, atol=1e-4)
+
+
+def test_gaussian_data_isotropic_case_is_the_one_component_mixture():
+    mean = torch.tensor([0.3, -0.5, 1.0], dtype=torch.float64)
+    gd = GaussianData(mean, 0.7**2 * torch.eye(3, dtype=torch.float64))
+    gm = GaussianMixture([1.0], mean[None], [0.7])
+    s = make_schedule("cosine", 200)
+    t = torch.tensor([0, 50, 120, 199])
+    x = torch.randn(4, 3, dtype=torch.float64, generator=generator(2))
+    torch.testing.assert_close(gd.optimal_eps(s, x, t), gm.optimal_eps(s, x, t))
+
+
+def test_gaussian_data_fit_and_sampling_round_trip():
+    """fit() gives the sample mean and covariance; DDIM with the fitted Gaussian's own optimal
+    denoiser draws from that Gaussian (mean and covariance within Monte-Carlo error)."""
+    gd = _random_gaussian(dim=4, rank=4, seed=3)
+    chol = torch.linalg.cholesky(gd.covariance)
+    data = gd.mean + torch.randn(400, 4, generator=generator(4), dtype=torch.float64) @ chol.T
+    fitted = GaussianData.fit(data.reshape(400, 1, 2, 2))
+    torch.testing.assert_close(fitted.mean, data.mean(0))
+    centred = data - data.mean(0)
+    torch.testing.assert_close(fitted.covariance, centred.T @ centred / 399)
+    s = make_schedule("linear", 1000)
+    x = ddim_sample(fitted.denoiser(s), s, (20_000, 4), 100, generator=generator(5), dtype=torch.float64)
+    torch.testing.assert_close(x.mean(0), fitted.mean, atol=0.1, rtol=0)
+    torch.testing.assert_close(torch.cov(x.T), fitted.covariance, atol=0.15, rtol=0.05)
+
+
+def test_gaussian_data_denoiser_parameterisations_agree():
+    gd = _random_gaussian(seed=6)
+    s = make_schedule("linear", 1000)
+    t = torch.tensor([3, 300, 990])
+    x = torch.randn(3, 5, dtype=torch.float64, generator=generator(7))
+    eps, x0 = gd.optimal_eps(s, x, t), gd.optimal_x0(s, x, t)
+    for prediction in ("eps", "x0", "v"):
+        got = eps_and_x0_from_output(s, x, t, gd.denoiser(s, prediction)(x, t), prediction)
+        torch.testing.assert_close(got[0], eps)
+        torch.testing.assert_close(got[1], x0)
+    with pytest.raises(ValueError, match="prediction"):
+        gd.denoiser(s, "score")
+
+
+def test_gaussian_data_errors():
+    with pytest.raises(ValueError, match="symmetric"):
+        GaussianData(torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        GaussianData(torch.zeros(2), -torch.eye(2))
+    with pytest.raises(ValueError, match=r"\(D,\)"):
+        GaussianData(torch.zeros(3), torch.eye(2))
+    with pytest.raises(ValueError, match="finite"):
+        GaussianData(torch.tensor([0.0, float("nan")]), torch.eye(2))
+    with pytest.raises(ValueError, match="at least 2"):
+        GaussianData.fit(torch.zeros(1, 4))
+    with pytest.raises(TypeError, match="floating-point"):
+        GaussianData.fit(torch.zeros(5, 4, dtype=torch.long))
+    gd = GaussianData(torch.zeros(64), torch.eye(64))
+    s = make_schedule("linear", 1000)
+    with pytest.raises(ValueError, match="784 dimensions per example but the Gaussian has 64"):
+        gd.optimal_eps(s, torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1000\)"):
+        gd.optimal_eps(s, torch.zeros(2, 64), torch.tensor([0, 1000]))

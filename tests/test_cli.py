@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from ddpm_utils import ddim_sample, dpm_solver_sample, model_from_checkpoint
+from ddpm_utils import GaussianData, Guided, ddim_sample, dpm_solver_sample, load_digits, model_from_checkpoint
 from ddpm_utils.__main__ import main
 from ddpm_utils.metrics import evaluate_samples
 
@@ -89,3 +89,32 @@ def test_clear_errors(tmp_path, capsys):
     assert "invalid choice" in capsys.readouterr().err
     assert main(["train", "--channels", "20", "--groups", "8", "--steps", "1", "--out", str(tmp_path / "x.pt")]) == 2
     assert "divisible" in capsys.readouterr().err
+
+
+def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
+    """`--guidance w` samples `Guided(network, Gaussian fit of the training digits, w)`, and a network
+    trained to predict v is sampled as one (the checkpoint's prediction type, not ε)."""
+    ck = tmp_path / "v.pt"
+    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
+    assert main(["train", "--out", str(ck), "--steps", "2", "--prediction", "v", *tiny]) == 0
+    model, schedule, _ = model_from_checkpoint(ck)
+    guide = GaussianData.fit(load_digits("train")).denoiser(schedule, "v")
+    out = tmp_path / "s"
+    for w in (1.0, 1.5):
+        assert main(["sample", str(ck), "--n", "6", "--steps", "4", "--guidance", str(w), "--out", str(out)]) == 0
+        g = torch.Generator().manual_seed(0)
+        expected = ddim_sample(Guided(model, guide, w), schedule, (6, 1, 8, 8), 4, generator=g, prediction="v")
+        torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
+    capsys.readouterr()
+    assert main(["evaluate", str(ck), "--n", "100", "--steps", "4", "--guidance", "1.5", "--seed", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    g = torch.Generator().manual_seed(3)
+    x = ddim_sample(Guided(model, guide, 1.5), schedule, (100, 1, 8, 8), 4, generator=g, prediction="v")
+    assert report["guidance"] == 1.5 and report["fd"] == pytest.approx(evaluate_samples(x)["fd"], abs=1e-3)
+    # clear errors: a weight that is not a number, a Gaussian of the wrong image size
+    assert main(["sample", str(ck), "--n", "2", "--guidance", "nan", "--out", str(out)]) == 2
+    assert "finite" in capsys.readouterr().err
+    assert main(["sample", str(ck), "--n", "2", "--size", "16", "--guidance", "2", "--out", str(out)]) == 2
+    assert "--guidance-data digits has images of shape (1, 8, 8) but the samples have shape (1, 16, 16)" in (
+        capsys.readouterr().err
+    )

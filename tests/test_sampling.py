@@ -4,9 +4,19 @@ import warnings
 import pytest
 import torch
 from conftest import generator
+from torch.distributions import MultivariateNormal
 
-from ddpm_utils import GaussianMixture, Schedule, cosine_betas, make_schedule, p_mean_variance
+from ddpm_utils import (
+    GaussianData,
+    GaussianMixture,
+    Schedule,
+    cosine_betas,
+    eps_and_x0_from_output,
+    make_schedule,
+    p_mean_variance,
+)
 from ddpm_utils.sampling import (
+    Guided,
     ddim_invert,
     ddim_sample,
     ddim_timesteps,
@@ -247,3 +257,79 @@ def test_dpm_solver_matches_diffusers():
         x = scheduler.step(model(x, torch.full((256,), int(t))), t, x).prev_sample
     ours = dpm_solver_sample(model, s, num_inference_steps=12, x_T=x_T)
     torch.testing.assert_close(ours, x.double(), rtol=0, atol=1e-5)  # diffusers keeps its σ's in float32
+
+
+def _gaussian(mean, var):
+    return GaussianData(torch.tensor(mean, dtype=torch.float64), var * torch.eye(len(mean), dtype=torch.float64))
+
+
+def test_guided_extrapolates_from_the_guide_in_score_space():
+    """Oracle: with two Gaussian models A (network) and B (guide), Guided's ε̂ at weight w is
+    -sqrt(1-ᾱ) (w ∇log q_A + (1-w) ∇log q_B), scores by autograd through torch.distributions."""
+    s = make_schedule("linear", 1000)
+    a_model, b_model = _gaussian([0.5, -0.3], 0.2), _gaussian([0.0, 0.1], 0.6)
+    t = torch.tensor([2, 250, 700, 999])
+    x = torch.randn(4, 2, dtype=torch.float64, generator=generator(), requires_grad=True)
+    ab = s.alpha_bars[t].double()
+    w = 1.7
+
+    def log_q(g, i):
+        var = ab[i] * g.covariance + (1 - ab[i]) * torch.eye(2, dtype=torch.float64)
+        return MultivariateNormal(ab[i].sqrt() * g.mean, var).log_prob(x[i])
+
+    total = sum(w * log_q(a_model, i) + (1 - w) * log_q(b_model, i) for i in range(4))
+    (score,) = torch.autograd.grad(total, x)
+    guided = Guided(a_model.denoiser(s), b_model.denoiser(s), w)
+    torch.testing.assert_close(guided(x.detach(), t), -(1 - ab).sqrt()[:, None] * score)
+    # w = 1: the network alone (the guide is not even called); w = 0: the guide alone
+    xd = x.detach()
+
+    def never(*_):
+        raise AssertionError("the guide ran at w = 1")
+
+    torch.testing.assert_close(Guided(a_model.denoiser(s), never, 1.0)(xd, t), a_model.optimal_eps(s, xd, t))
+    torch.testing.assert_close(
+        Guided(a_model.denoiser(s), b_model.denoiser(s), 0)(xd, t), b_model.optimal_eps(s, xd, t)
+    )
+
+
+def test_guidance_means_the_same_in_every_parameterisation():
+    """Steering in ε, x_0 or v gives the same ε̂ and x̂_0: the conversions are affine in the output."""
+    s = make_schedule("linear", 1000)
+    a_model, b_model = _gaussian([0.5, -0.3, 0.2], 0.3), _gaussian([0.0, 0.0, 0.0], 1.0)
+    t = torch.tensor([0, 100, 600])
+    x = torch.randn(3, 3, dtype=torch.float64, generator=generator(1))
+    results = [
+        eps_and_x0_from_output(s, x, t, Guided(a_model.denoiser(s, p), b_model.denoiser(s, p), 1.25)(x, t), p)
+        for p in ("eps", "x0", "v")
+    ]
+    for eps, x0 in results[1:]:
+        torch.testing.assert_close(eps, results[0][0])
+        torch.testing.assert_close(x0, results[0][1])
+
+
+def test_guided_sampling():
+    """w = 1 samples exactly as the network alone; guiding a Gaussian away from a wider one narrows it."""
+    s = make_schedule("linear", 1000)
+    narrow, wide = _gaussian([0.0], 0.25), _gaussian([0.0], 1.0)
+    plain = ddim_sample(narrow.denoiser(s), s, (4000, 1), 50, generator=generator(2), dtype=torch.float64)
+    same = ddim_sample(
+        Guided(narrow.denoiser(s), wide.denoiser(s), 1.0), s, (4000, 1), 50, generator=generator(2), dtype=torch.float64
+    )
+    assert torch.equal(plain, same)
+    steered = ddim_sample(
+        Guided(narrow.denoiser(s), wide.denoiser(s), 1.5), s, (4000, 1), 50, generator=generator(2), dtype=torch.float64
+    )
+    assert steered.std() < 0.9 * plain.std() and abs(plain.std().item() - 0.5) < 0.05  # N(0, 0.5²); DDIM-50 error
+
+
+def test_guided_errors():
+    s = make_schedule("linear", 1000)
+    g2, g3 = _gaussian([0.0, 0.0], 1.0), _gaussian([0.0, 0.0, 0.0], 1.0)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            Guided(g2.denoiser(s), g2.denoiser(s), bad)
+    with pytest.raises(ValueError, match="the guide returned shape"):
+        Guided(g2.denoiser(s), lambda x, t: torch.zeros(len(x), 3), 2.0)(torch.zeros(1, 2), torch.tensor([5]))
+    with pytest.raises(ValueError, match="3 dimensions per example but the Gaussian has 2"):
+        Guided(g3.denoiser(s), g2.denoiser(s), 2.0)(torch.zeros(1, 3), torch.tensor([5]))
