@@ -22,8 +22,8 @@ import math
 import torch
 
 from ._checks import check_float_tensor
-from .forward import eps_from_x0, v_from_eps
-from .reverse import PREDICTIONS
+from .forward import eps_from_x0
+from .reverse import PREDICTIONS, output_from_eps_and_x0
 from .schedules import Schedule, gather
 
 __all__ = ["GaussianMixture", "GaussianData", "empirical_x0_mean"]
@@ -199,10 +199,8 @@ class GaussianData:
 
         def model(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             x0 = self.optimal_x0(schedule, xt.double(), t)
-            if prediction == "x0":
-                return x0.to(xt.dtype)
             eps = eps_from_x0(schedule, xt.double(), t, x0)
-            return (eps if prediction == "eps" else v_from_eps(schedule, x0, t, eps)).to(xt.dtype)
+            return output_from_eps_and_x0(schedule, t, eps, x0, prediction).to(xt.dtype)
 
         return model
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .analytic import GaussianData
 from .data import load_digits
 
 __all__ = [
@@ -134,8 +135,8 @@ def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor) -> float:
 
 def gaussian_fit_samples(n: int, seed: int = 0) -> torch.Tensor:
     """n images from one Gaussian fitted to the training pixels (mean and full covariance), in [-1, 1]."""
-    x = load_digits("train").reshape(-1, 64).double()
-    mean, cov = x.mean(0), torch.cov(x.T) + 1e-6 * torch.eye(64, dtype=torch.float64)
+    fit = GaussianData.fit(load_digits("train"))
+    mean, cov = fit.mean, fit.covariance + 1e-6 * torch.eye(64, dtype=torch.float64)
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, 64, generator=g, dtype=torch.float64)
     return (mean + z @ torch.linalg.cholesky(cov).T).clamp(-1, 1).float().reshape(n, 1, 8, 8)

@@ -11,10 +11,18 @@ from dataclasses import dataclass
 import torch
 
 from ._checks import check_float_tensor, check_same_shape
-from .forward import eps_from_v, eps_from_x0, q_posterior_mean_variance, x0_from_eps, x0_from_v
+from .forward import eps_from_v, eps_from_x0, q_posterior_mean_variance, v_from_eps, x0_from_eps, x0_from_v
 from .schedules import Schedule, gather
 
-__all__ = ["PREDICTIONS", "VARIANCES", "ReverseStep", "eps_and_x0_from_output", "model_log_variance", "p_mean_variance"]
+__all__ = [
+    "PREDICTIONS",
+    "VARIANCES",
+    "ReverseStep",
+    "eps_and_x0_from_output",
+    "output_from_eps_and_x0",
+    "model_log_variance",
+    "p_mean_variance",
+]
 
 PREDICTIONS = ("eps", "x0", "v")
 VARIANCES = ("beta", "beta_tilde")
@@ -43,6 +51,20 @@ def eps_and_x0_from_output(
         return eps_from_x0(schedule, xt, t, model_output), model_output
     if prediction == "v":
         return eps_from_v(schedule, xt, t, model_output), x0_from_v(schedule, xt, t, model_output)
+    raise ValueError(f"unknown prediction {prediction!r}; expected one of {PREDICTIONS}")
+
+
+def output_from_eps_and_x0(
+    schedule: Schedule, t: torch.Tensor, eps: torch.Tensor, x0: torch.Tensor, prediction: str = "eps"
+) -> torch.Tensor:
+    """The inverse of `eps_and_x0_from_output`: what a network of type `prediction` should output
+    for (ε, x_0) — ε, x_0, or v = √ᾱ ε - √(1-ᾱ) x_0. The training target, and an exact denoiser's output."""
+    if prediction == "eps":
+        return eps
+    if prediction == "x0":
+        return x0
+    if prediction == "v":
+        return v_from_eps(schedule, x0, t, eps)
     raise ValueError(f"unknown prediction {prediction!r}; expected one of {PREDICTIONS}")
 
 

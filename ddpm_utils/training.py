@@ -28,9 +28,9 @@ from torch import nn
 from .analytic import empirical_x0_mean
 from .checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from .elbo import loss_simple
-from .forward import eps_from_x0, q_sample, v_from_eps
+from .forward import eps_from_x0, q_sample
 from .optim import OPTIMIZERS, MuonAdamW, muon_parameter_groups
-from .reverse import PREDICTIONS
+from .reverse import PREDICTIONS, output_from_eps_and_x0
 from .schedules import Schedule, make_schedule
 
 __all__ = ["TrainConfig", "training_losses", "draw_batch", "Trainer"]
@@ -120,12 +120,7 @@ def training_losses(
     if reference is not None:  # (x_0, ε) -> (E[x_0 | x_t], E[ε | x_t]); x_t is unchanged
         x0 = empirical_x0_mean(schedule, xt, t, reference)
         noise = eps_from_x0(schedule, xt, t, x0)
-    if prediction == "eps":
-        target = noise
-    elif prediction == "x0":
-        target = x0
-    else:
-        target = v_from_eps(schedule, x0, t, noise)
+    target = output_from_eps_and_x0(schedule, t, noise, x0, prediction)
     loss = loss_simple(model(xt, t).float(), target.float())
     if min_snr_gamma is None:
         return loss

@@ -155,3 +155,23 @@ def test_bad_inputs():
         q_sample(s, x0, torch.tensor([0, 10]))
     with pytest.raises(TypeError, match="torch.Tensor"):
         q_sample(s, [[0.0]], t)
+
+
+def test_output_from_eps_and_x0_inverts_eps_and_x0_from_output():
+    """Each parameterisation's output, built from (ε, x_0) of one x_t, converts back to the same (ε, x_0);
+    v matches its definition √ᾱ ε - √(1-ᾱ) x_0 written out here."""
+    from ddpm_utils.reverse import eps_and_x0_from_output, output_from_eps_and_x0
+
+    s = make_schedule("linear", 1000)
+    t = torch.tensor([0, 400, 999])
+    x0 = torch.randn(3, 4, dtype=torch.float64, generator=generator())
+    eps = torch.randn(3, 4, dtype=torch.float64, generator=generator(1))
+    xt = q_sample(s, x0, t, noise=eps)
+    a = s.alpha_bars[t].double()[:, None]
+    torch.testing.assert_close(output_from_eps_and_x0(s, t, eps, x0, "v"), a.sqrt() * eps - (1 - a).sqrt() * x0)
+    for prediction in ("eps", "x0", "v"):
+        back = eps_and_x0_from_output(s, xt, t, output_from_eps_and_x0(s, t, eps, x0, prediction), prediction)
+        torch.testing.assert_close(back[0], eps)
+        torch.testing.assert_close(back[1], x0)
+    with pytest.raises(ValueError, match="unknown prediction 'score'"):
+        output_from_eps_and_x0(s, t, eps, x0, "score")
