@@ -1,7 +1,8 @@
 """Quality per CPU-minute: the default digits recipe with ddpm_utils' UNet vs diffusers' UNet2DModel.
 
     python benchmarks/quality_per_minute.py [--minutes 3 10] [--n 1000] [--ddpm-n 300]
-                                            [--guidance 1 1.25] [--seeds 7 8 9]
+                                            [--guidance 1 1.25] [--guidance-interval 0 500]
+                                            [--seeds 7 8 9]
 
 Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.Trainer`
 with its default `TrainConfig`, for the same wall-clock minutes, one after the other on this
@@ -12,7 +13,8 @@ between the two rows is the networks' speed and architecture details, not the re
 
 With `--guidance w ...`, each sampler also runs on `du.Guided(ema, gaussian, w)`: the network steered
 away from the optimal denoiser of the training digits' Gaussian fit (w = 1: the network alone), for
-both networks alike. With several `--seeds` each score is the mean over that many sample sets.
+both networks alike; `--guidance-interval LO HI` guides only at timesteps LO..HI.
+With several `--seeds` each score is the mean over that many sample sets.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main():
     parser.add_argument("--n", type=int, default=1000, help="samples for the DDIM scores")
     parser.add_argument("--ddpm-n", type=int, default=300, help="samples for the DDPM-1000 score (0: skip)")
     parser.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="guidance weights (1: none)")
+    parser.add_argument("--guidance-interval", type=int, nargs=2, default=None, help="guide only at these t")
     parser.add_argument("--seeds", type=int, nargs="+", default=[7], help="sampling seeds; scores are means")
     args = parser.parse_args()
     data = du.load_digits("train")
@@ -78,7 +81,7 @@ def main():
             row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
             ema = trainer.ema.eval()
             for w in args.guidance:
-                model = du.Guided(ema, gaussian.denoiser(trainer.schedule), w)
+                model = du.Guided(ema, gaussian.denoiser(trainer.schedule), w, interval=args.guidance_interval)
                 for key, sampler in SAMPLERS.items():
                     n = args.ddpm_n if key == "ddpm1000" else args.n
                     if n:
@@ -89,7 +92,8 @@ def main():
     print("\nFD_digits (lower is better)")
     for n, ref in sorted(floors.items()):
         print(f"  at {n} images: {floor_text(ref)}")
-    print(f"sampling seeds {args.seeds}; w: guidance weight (1: the network alone)")
+    where = "" if args.guidance_interval is None else f", at t in {args.guidance_interval}"
+    print(f"sampling seeds {args.seeds}; w: guidance weight (1: the network alone){where}")
     head = f"{'DDIM-50 η=0':>12} {'DDIM-50 η=1':>12} {'DDPM-1000':>10}"
     print(f"{'minutes':>7} {'network':<11} {'steps':>6} {'w':>5} {head}")
     for r in rows:
@@ -108,6 +112,7 @@ def main():
             "ddpm_n": args.ddpm_n,
             "floors": floors,
             "guidance": args.guidance,
+            "guidance_interval": args.guidance_interval,
             "seeds": args.seeds,
         },
     )

@@ -111,6 +111,9 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
         raise ValueError(f"--eta applies to the ddim sampler only, not {args.sampler}")
     if args.steps is not None and args.sampler == "ddpm":
         raise ValueError("--steps applies to ddim and dpm-solver; ddpm always takes every timestep")
+    interval = getattr(args, "guidance_interval", None)
+    if interval is not None and args.guidance == 1:
+        raise ValueError("--guidance-interval needs a guidance weight other than 1 (--guidance)")
     if args.guidance != 1:
         data = load_dataset(args.guidance_data, "train")
         if data.shape[1:] != tuple(shape[1:]):
@@ -118,7 +121,8 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
                 f"--guidance-data {args.guidance_data} has images of shape {tuple(data.shape[1:])} "
                 f"but the samples have shape {tuple(shape[1:])}"
             )
-        model = Guided(model, GaussianData.fit(data).denoiser(schedule, prediction), args.guidance)
+        guide = GaussianData.fit(data).denoiser(schedule, prediction)
+        model = Guided(model, guide, args.guidance, interval=None if interval is None else tuple(interval))
     g = torch.Generator().manual_seed(args.seed)
     if args.sampler == "ddpm":
         return ddpm_sample(model, schedule, shape, generator=g, prediction=prediction)
@@ -162,6 +166,8 @@ def cmd_evaluate(args) -> int:
     report = reports[0] if args.repeats == 1 else summarise_reports(reports)
     if args.guidance != 1:
         report["guidance"] = args.guidance
+        if args.guidance_interval is not None:
+            report["guidance_interval"] = args.guidance_interval
     if args.bpd:  # of the network itself: a guided sampler has no likelihood bound
         test = load_digits("test")
         g = torch.Generator().manual_seed(args.seed)
@@ -253,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
             default=1.0,
             help="steer the network away from the optimal denoiser of the training data's Gaussian fit "
             "by this weight (1: off; 1.25 suits the digits); one extra, cheap evaluation per step",
+        )
+        s.add_argument(
+            "--guidance-interval",
+            type=int,
+            nargs=2,
+            metavar=("LO", "HI"),
+            default=None,
+            help="guide only at timesteps LO..HI (0-based, inclusive), the network alone elsewhere",
         )
         if name == "sample":
             s.add_argument(

@@ -111,7 +111,26 @@ def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
     g = torch.Generator().manual_seed(3)
     x = ddim_sample(Guided(model, guide, 1.5), schedule, (100, 1, 8, 8), 4, generator=g, prediction="v")
     assert report["guidance"] == 1.5 and report["fd"] == pytest.approx(evaluate_samples(x)["fd"], abs=1e-3)
-    # clear errors: a weight that is not a number, a Gaussian of the wrong image size
+    # --guidance-interval: Guided(..., interval=(lo, hi)), in the samples and in the report
+    argv = ["--n", "6", "--steps", "4", "--guidance", "1.5", "--guidance-interval", "0", "500"]
+    assert main(["sample", str(ck), *argv, "--out", str(out)]) == 0
+    g = torch.Generator().manual_seed(0)
+    expected = ddim_sample(
+        Guided(model, guide, 1.5, interval=(0, 500)), schedule, (6, 1, 8, 8), 4, generator=g, prediction="v"
+    )
+    torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
+    capsys.readouterr()
+    assert main(["evaluate", str(ck), *argv]) == 0
+    assert json.loads(capsys.readouterr().out)["guidance_interval"] == [0, 500]
+    # clear errors: a weight that is not a number, a Gaussian of the wrong image size, an interval without
+    # guidance or upside down
+    assert main(["sample", str(ck), "--n", "2", "--guidance-interval", "0", "500", "--out", str(out)]) == 2
+    assert "--guidance-interval needs a guidance weight" in capsys.readouterr().err
+    assert (
+        main(["sample", str(ck), "--n", "2", "--guidance", "2", "--guidance-interval", "9", "5", "--out", str(out)])
+        == 2
+    )
+    assert "0 <= lo <= hi" in capsys.readouterr().err
     assert main(["sample", str(ck), "--n", "2", "--guidance", "nan", "--out", str(out)]) == 2
     assert "finite" in capsys.readouterr().err
     assert main(["sample", str(ck), "--n", "2", "--size", "16", "--guidance", "2", "--out", str(out)]) == 2

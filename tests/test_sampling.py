@@ -333,3 +333,39 @@ def test_guided_errors():
         Guided(g2.denoiser(s), lambda x, t: torch.zeros(len(x), 3), 2.0)(torch.zeros(1, 2), torch.tensor([5]))
     with pytest.raises(ValueError, match="3 dimensions per example but the Gaussian has 2"):
         Guided(g3.denoiser(s), g2.denoiser(s), 2.0)(torch.zeros(1, 3), torch.tensor([5]))
+
+
+def test_guided_interval_guides_only_inside_it():
+    """With interval=(lo, hi) each row is the guided output where lo <= t <= hi and the network's own
+    output elsewhere (bit-identical); outside the interval the guide is never called."""
+    s = make_schedule("linear", 1000)
+    a_model, b_model = _gaussian([0.5, -0.3], 0.2), _gaussian([0.0, 0.1], 0.6)
+    t = torch.tensor([0, 99, 100, 400, 700, 701, 999])
+    x = torch.randn(len(t), 2, dtype=torch.float64, generator=generator(3))
+    full = Guided(a_model.denoiser(s), b_model.denoiser(s), 1.5)(x, t)
+    alone = a_model.denoiser(s)(x, t)
+    part = Guided(a_model.denoiser(s), b_model.denoiser(s), 1.5, interval=(100, 700))(x, t)
+    inside = (t >= 100) & (t <= 700)
+    assert torch.equal(part[inside], full[inside]) and torch.equal(part[~inside], alone[~inside])
+    assert not torch.equal(full, alone)
+
+    def never(*_):
+        raise AssertionError("the guide ran outside its interval")
+
+    assert torch.equal(Guided(a_model.denoiser(s), never, 1.5, interval=(100, 700))(x[:2], t[:2]), alone[:2])
+    # a sampler: the interval [0, T-1] is plain guidance; one past every timestep is the network alone
+    narrow, wide = _gaussian([0.0], 0.25), _gaussian([0.0], 1.0)
+    run = lambda m: ddim_sample(m, s, (500, 1), 20, generator=generator(4), dtype=torch.float64)  # noqa: E731
+    assert torch.equal(
+        run(Guided(narrow.denoiser(s), wide.denoiser(s), 1.5, interval=(0, 999))),
+        run(Guided(narrow.denoiser(s), wide.denoiser(s), 1.5)),
+    )
+    assert torch.equal(run(Guided(narrow.denoiser(s), never, 1.5, interval=(1000, 2000))), run(narrow.denoiser(s)))
+
+
+def test_guided_interval_errors():
+    s = make_schedule("linear", 1000)
+    g2 = _gaussian([0.0, 0.0], 1.0)
+    for bad in ((5, 2), (-1, 10), (1.5, 10), (1, 2, 3), (True, 10)):
+        with pytest.raises(ValueError, match="interval"):
+            Guided(g2.denoiser(s), g2.denoiser(s), 1.5, interval=bad)
