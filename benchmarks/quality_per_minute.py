@@ -1,8 +1,7 @@
 """Quality per CPU-minute: the default digits recipe with ddpm_utils' UNet vs diffusers' UNet2DModel.
 
     python benchmarks/quality_per_minute.py [--minutes 3 10] [--n 1000] [--ddpm-n 300]
-                                            [--guidance 1 1.25] [--guidance-interval 0 500]
-                                            [--seeds 7 8 9]
+                                            [--guidance 1 1.25 1.5:100-700] [--seeds 7 8 9]
 
 Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.Trainer`
 with its default `TrainConfig`, for the same wall-clock minutes, one after the other on this
@@ -13,7 +12,7 @@ between the two rows is the networks' speed and architecture details, not the re
 
 With `--guidance w ...`, each sampler also runs on `du.Guided(ema, gaussian, w)`: the network steered
 away from the optimal denoiser of the training digits' Gaussian fit (w = 1: the network alone), for
-both networks alike; `--guidance-interval LO HI` guides only at timesteps LO..HI.
+both networks alike; `w:LO-HI` guides only at timesteps LO..HI (`Guided(..., interval=(LO, HI))`).
 With several `--seeds` each score is the mean over that many sample sets.
 """
 
@@ -46,6 +45,31 @@ def train_for(build, minutes: float, data: torch.Tensor, **config) -> du.Trainer
     return trainer.train(max_minutes=minutes, progress=False)
 
 
+def parse_guidance(setting: str) -> tuple[float, tuple[int, int] | None]:
+    """'1.25' -> (1.25, None); '1.5:100-700' -> (1.5, (100, 700))."""
+    weight, _, interval = setting.partition(":")
+    if not interval:
+        return float(weight), None
+    lo, _, hi = interval.partition("-")
+    return float(weight), (int(lo), int(hi))
+
+
+def guidance_setting(setting: str) -> str:
+    try:
+        parse_guidance(setting)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected w or w:LO-HI, e.g. 1.25 or 1.5:100-700, got {setting!r}") from None
+    return setting
+
+
+def suffix(setting: str) -> str:
+    """The key suffix of a guidance setting: '' for w = 1, '_w1.25', '_w1.5_t100-700'."""
+    w, interval = parse_guidance(setting)
+    if w == 1:
+        return ""
+    return f"_w{w:g}" + ("" if interval is None else f"_t{interval[0]}-{interval[1]}")
+
+
 def score(model, schedule, sampler, n, seeds=(7,)):
     """FD_digits of `n` samples, mean over one sample set per seed."""
     fds = [
@@ -67,8 +91,9 @@ def main():
     parser.add_argument("--minutes", type=float, nargs="+", default=[3.0])
     parser.add_argument("--n", type=int, default=1000, help="samples for the DDIM scores")
     parser.add_argument("--ddpm-n", type=int, default=300, help="samples for the DDPM-1000 score (0: skip)")
-    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="guidance weights (1: none)")
-    parser.add_argument("--guidance-interval", type=int, nargs=2, default=None, help="guide only at these t")
+    parser.add_argument(
+        "--guidance", type=guidance_setting, nargs="+", default=["1"], help="weights w or w:LO-HI (1: none)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[7], help="sampling seeds; scores are means")
     args = parser.parse_args()
     data = du.load_digits("train")
@@ -80,28 +105,27 @@ def main():
             trainer = train_for(build, minutes, data)
             row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
             ema = trainer.ema.eval()
-            for w in args.guidance:
-                model = du.Guided(ema, gaussian.denoiser(trainer.schedule), w, interval=args.guidance_interval)
+            for setting in args.guidance:
+                w, interval = parse_guidance(setting)
+                model = du.Guided(ema, gaussian.denoiser(trainer.schedule), w, interval=interval)
                 for key, sampler in SAMPLERS.items():
                     n = args.ddpm_n if key == "ddpm1000" else args.n
                     if n:
-                        row[key if w == 1 else f"{key}_w{w:g}"] = score(model, trainer.schedule, sampler, n, args.seeds)
+                        row[key + suffix(setting)] = score(model, trainer.schedule, sampler, n, args.seeds)
             rows.append(row)
             print(row, flush=True)
     floors = {n: du.metrics.reference_scores(n) for n in {args.n, args.ddpm_n} if n}
     print("\nFD_digits (lower is better)")
     for n, ref in sorted(floors.items()):
         print(f"  at {n} images: {floor_text(ref)}")
-    where = "" if args.guidance_interval is None else f", at t in {args.guidance_interval}"
-    print(f"sampling seeds {args.seeds}; w: guidance weight (1: the network alone){where}")
+    print(f"sampling seeds {args.seeds}; w: guidance weight (1: the network alone), :LO-HI only at those t")
     head = f"{'DDIM-50 η=0':>12} {'DDIM-50 η=1':>12} {'DDPM-1000':>10}"
-    print(f"{'minutes':>7} {'network':<11} {'steps':>6} {'w':>5} {head}")
+    print(f"{'minutes':>7} {'network':<11} {'steps':>6} {'w':>12} {head}")
     for r in rows:
-        for w in args.guidance:
-            tail = "" if w == 1 else f"_w{w:g}"
-            cells = (r.get(key + tail, float("nan")) for key in SAMPLERS)
+        for setting in args.guidance:
+            cells = (r.get(key + suffix(setting), float("nan")) for key in SAMPLERS)
             print(
-                f"{r['minutes']:7.1f} {r['network']:<11} {r['steps']:6d} {w:5.2f} "
+                f"{r['minutes']:7.1f} {r['network']:<11} {r['steps']:6d} {setting:>12} "
                 + "".join(f"{c:{width}.1f}" for c, width in zip(cells, (13, 13, 11)))
             )
     record(
@@ -112,7 +136,6 @@ def main():
             "ddpm_n": args.ddpm_n,
             "floors": floors,
             "guidance": args.guidance,
-            "guidance_interval": args.guidance_interval,
             "seeds": args.seeds,
         },
     )

@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
             nargs=2,
             metavar=("LO", "HI"),
             default=None,
-            help="guide only at timesteps LO..HI (0-based, inclusive), the network alone elsewhere",
+            help="guide only at timesteps LO..HI (0-based, inclusive), the network alone elsewhere "
+            "(for the digits: --guidance 1.5 --guidance-interval 100 700)",
         )
         if name == "sample":
             s.add_argument(
