@@ -47,8 +47,8 @@ class Guided(torch.nn.Module):
 
     `interval=(lo, hi)` guides only at timesteps lo <= t <= hi (0-based) and returns the network
     alone elsewhere, without calling the guide: guidance in a limited interval [Kynkäänniemi et al.
-    2024]. The guide's errors are largest at high noise, where a Gaussian is a poor model of the
-    digits' layout, and guidance there mostly narrows the samples.
+    2024]. On the digits, guiding at low and middle noise does most of the good, guiding only at
+    high noise little (benchmarks/README.md).
     """
 
     def __init__(self, model, guide, weight: float, interval: tuple[int, int] | None = None):
