@@ -55,10 +55,14 @@ def parse_guidance(setting: str) -> tuple[float, tuple[int, int] | None]:
 
 
 def guidance_setting(setting: str) -> str:
+    """argparse type: the setting string, refused at once if it does not parse or `Guided` would refuse it."""
     try:
-        parse_guidance(setting)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected w or w:LO-HI, e.g. 1.25 or 1.5:100-700, got {setting!r}") from None
+        w, interval = parse_guidance(setting)
+        du.Guided(None, None, w, interval=interval)  # its own checks: a finite weight, 0 <= LO <= HI
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"expected w or w:LO-HI, e.g. 1.25 or 1.5:100-700, got {setting!r} ({e})"
+        ) from None
     return setting
 
 

@@ -111,9 +111,14 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
         raise ValueError(f"--eta applies to the ddim sampler only, not {args.sampler}")
     if args.steps is not None and args.sampler == "ddpm":
         raise ValueError("--steps applies to ddim and dpm-solver; ddpm always takes every timestep")
-    interval = getattr(args, "guidance_interval", None)
+    interval = args.guidance_interval
     if interval is not None and args.guidance == 1:
         raise ValueError("--guidance-interval needs a guidance weight other than 1 (--guidance)")
+    if interval is not None and interval[0] >= schedule.num_steps:
+        raise ValueError(
+            f"--guidance-interval starts at t = {interval[0]}, but the model's timesteps are "
+            f"0..{schedule.num_steps - 1}: guidance would never apply"
+        )
     if args.guidance != 1:
         data = load_dataset(args.guidance_data, "train")
         if data.shape[1:] != tuple(shape[1:]):

@@ -57,7 +57,11 @@ class Guided(torch.nn.Module):
         if not math.isfinite(weight):
             raise ValueError(f"guidance weight must be a finite number, got {weight}")
         if interval is not None:
-            if len(interval) != 2 or any(isinstance(v, bool) or int(v) != v for v in interval):
+            try:
+                ok = len(interval) == 2 and not any(isinstance(v, bool) or int(v) != v for v in interval)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
                 raise ValueError(f"interval must be two integer timesteps (lo, hi), got {interval!r}")
             interval = (int(interval[0]), int(interval[1]))
             if not 0 <= interval[0] <= interval[1]:

@@ -131,6 +131,8 @@ def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
         == 2
     )
     assert "0 <= lo <= hi" in capsys.readouterr().err
+    assert main(["sample", str(ck), "--guidance", "2", "--guidance-interval", "1000", "2000", "--out", str(out)]) == 2
+    assert "timesteps are 0..999: guidance would never apply" in capsys.readouterr().err
     assert main(["sample", str(ck), "--n", "2", "--guidance", "nan", "--out", str(out)]) == 2
     assert "finite" in capsys.readouterr().err
     assert main(["sample", str(ck), "--n", "2", "--size", "16", "--guidance", "2", "--out", str(out)]) == 2

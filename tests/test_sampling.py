@@ -366,6 +366,6 @@ def test_guided_interval_guides_only_inside_it():
 def test_guided_interval_errors():
     s = make_schedule("linear", 1000)
     g2 = _gaussian([0.0, 0.0], 1.0)
-    for bad in ((5, 2), (-1, 10), (1.5, 10), (1, 2, 3), (True, 10)):
+    for bad in ((5, 2), (-1, 10), (1.5, 10), (1, 2, 3), (True, 10), 7, ("a", 10), (None, 10)):
         with pytest.raises(ValueError, match="interval"):
             Guided(g2.denoiser(s), g2.denoiser(s), 1.5, interval=bad)
