@@ -66,17 +66,18 @@ def train_digits_classifier(epochs: int = 30, seed: int = 0) -> DigitsClassifier
         model = DigitsClassifier()
     x, y = load_digits("train", return_labels=True)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x), 64):
-            idx = order[i : i + 64]
-            xb = x[idx]
-            shift = torch.randint(-1, 2, (2,), generator=g).tolist()  # ±1 pixel, background-padded
-            xb = torch.roll(F.pad(xb, (1, 1, 1, 1), value=-1.0), shifts=shift, dims=(2, 3))[:, :, 1:-1, 1:-1]
-            loss = F.cross_entropy(model(xb), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    with torch.enable_grad():  # also when first asked for inside no_grad (`_features`, with a cold cache)
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=g)
+            for i in range(0, len(x), 64):
+                idx = order[i : i + 64]
+                xb = x[idx]
+                shift = torch.randint(-1, 2, (2,), generator=g).tolist()  # ±1 pixel, background-padded
+                xb = torch.roll(F.pad(xb, (1, 1, 1, 1), value=-1.0), shifts=shift, dims=(2, 3))[:, :, 1:-1, 1:-1]
+                loss = F.cross_entropy(model(xb), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
     return model.eval().requires_grad_(False)
 
 

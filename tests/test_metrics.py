@@ -82,3 +82,18 @@ def test_summarise_reports_averages_and_spreads():
     assert summary["too_close"] == pytest.approx(sum(r["too_close"] for r in reports) / 3)
     with pytest.raises(ValueError, match="at least one"):
         summarise_reports([])
+
+
+def test_cold_cache_builds_the_classifier_inside_no_grad(tmp_path, monkeypatch):
+    # a learner's first FD on a fresh machine: `evaluate_samples` asks for the classifier inside no_grad;
+    # it must still train (it used to fail with "element 0 of tensors does not require grad")
+    monkeypatch.setenv("DDPM_CACHE", str(tmp_path))
+    digits_classifier.cache_clear()
+    try:
+        with torch.no_grad():
+            built = digits_classifier()
+        assert list(tmp_path.glob("digits_classifier_*.pt"))  # trained and cached, not loaded
+        x, y = load_digits("test", return_labels=True)
+        assert (built(x).argmax(1) == y).double().mean().item() > 0.95
+    finally:
+        digits_classifier.cache_clear()
