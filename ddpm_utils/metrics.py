@@ -1,7 +1,9 @@
 """Sample-quality measures for the 8×8 digits, each with a floor and a ceiling to read it against.
 
 * `DigitsClassifier`: a small CNN the package trains deterministically in seconds on the digits'
-  train split (cached in memory and on disk). Its 64-d penultimate features define
+  train split; the weights it produced ship in `checkpoints/digits_classifier.pt`, because on
+  another CPU the same training differs in the last bits and the scores by a few tenths. Its 64-d
+  penultimate features define
 * `frechet_distance` between two sets of features (FID's formula, on our features: "FD_digits").
   Floor: real train digits against held-out test digits (`reference_scores`); ceiling: samples
   from a single Gaussian fitted to the training pixels — any model should beat that easily.
@@ -28,6 +30,7 @@ __all__ = [
     "DigitsClassifier",
     "train_digits_classifier",
     "digits_classifier",
+    "export_digits_classifier",
     "frechet_distance",
     "gaussian_fit_samples",
     "reference_scores",
@@ -85,12 +88,46 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("DDPM_CACHE", Path.home() / ".cache" / "ddpm-from-scratch"))
 
 
+SHIPPED_CLASSIFIER = Path(__file__).resolve().parents[1] / "checkpoints" / "digits_classifier.pt"
+
+
+def export_digits_classifier(path: str | os.PathLike = SHIPPED_CLASSIFIER) -> Path:
+    """Train the classifier (`train_digits_classifier()`) and write its weights to `path`, atomically.
+
+    This is how `checkpoints/digits_classifier.pt` was made. Retrained on another CPU the weights differ in
+    the last bits (other float kernels), and FD_digits with them by a few tenths — hence one shipped copy.
+    """
+    return _save_atomically(train_digits_classifier().state_dict(), Path(path))
+
+
+def _save_atomically(state: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 @functools.lru_cache(maxsize=1)
 def digits_classifier() -> DigitsClassifier:
-    """The trained classifier, from the disk cache when its recipe and torch version match."""
+    """The classifier behind FD_digits: the shipped weights, so that every machine measures alike.
+
+    `checkpoints/digits_classifier.pt` holds what `train_digits_classifier()` produced (see
+    `export_digits_classifier`); a corrupt file is a clear error. Without that file (a copy of the
+    package alone) the classifier is trained here and cached on disk per torch version.
+    """
+    model = DigitsClassifier()
+    if SHIPPED_CLASSIFIER.is_file():
+        try:
+            model.load_state_dict(torch.load(SHIPPED_CLASSIFIER, weights_only=True))
+        except Exception as e:
+            raise RuntimeError(
+                f"{SHIPPED_CLASSIFIER} is unreadable ({e}); restore it from git, or delete it to train the "
+                "classifier on this machine (FD_digits then differs from the README's by a few tenths)"
+            ) from None
+        return model.eval().requires_grad_(False)
     key = hashlib.sha1(f"v1-{torch.__version__}".encode()).hexdigest()[:10]
     path = _cache_dir() / f"digits_classifier_{key}.pt"
-    model = DigitsClassifier()
     if path.is_file():
         try:
             model.load_state_dict(torch.load(path, weights_only=True))
@@ -99,11 +136,8 @@ def digits_classifier() -> DigitsClassifier:
             pass
     model = train_digits_classifier()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
-    except OSError:
+        _save_atomically(model.state_dict(), path)
+    except OSError:  # e.g. a read-only cache directory: keep it in memory only
         pass
     return model
 

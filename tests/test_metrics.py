@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from ddpm_utils import metrics
 from ddpm_utils.data import load_digits
 from ddpm_utils.metrics import (
     digits_classifier,
@@ -85,8 +86,9 @@ def test_summarise_reports_averages_and_spreads():
 
 
 def test_cold_cache_builds_the_classifier_inside_no_grad(tmp_path, monkeypatch):
-    # a learner's first FD on a fresh machine: `evaluate_samples` asks for the classifier inside no_grad;
-    # it must still train (it used to fail with "element 0 of tensors does not require grad")
+    # without the shipped weights, a learner's first FD trains the classifier: `evaluate_samples` asks for it
+    # inside no_grad, and it must still train (it used to fail with "element 0 of tensors does not require grad")
+    monkeypatch.setattr(metrics, "SHIPPED_CLASSIFIER", tmp_path / "absent.pt")
     monkeypatch.setenv("DDPM_CACHE", str(tmp_path))
     digits_classifier.cache_clear()
     try:
@@ -95,5 +97,30 @@ def test_cold_cache_builds_the_classifier_inside_no_grad(tmp_path, monkeypatch):
         assert list(tmp_path.glob("digits_classifier_*.pt"))  # trained and cached, not loaded
         x, y = load_digits("test", return_labels=True)
         assert (built(x).argmax(1) == y).double().mean().item() > 0.95
+    finally:
+        digits_classifier.cache_clear()
+
+
+def test_shipped_classifier_is_what_training_produces(tmp_path):
+    # the shipped weights came from `export_digits_classifier`; retraining reproduces them to float rounding
+    # (bit for bit on the CPU that made them; on others the predictions still agree)
+    shipped = digits_classifier()
+    path = metrics.export_digits_classifier(tmp_path / "c.pt")
+    again = metrics.DigitsClassifier()
+    again.load_state_dict(torch.load(path, weights_only=True))
+    x = load_digits("all")
+    with torch.no_grad():
+        agree = (shipped(x).argmax(1) == again(x).argmax(1)).double().mean().item()
+    assert agree > 0.98
+
+
+def test_corrupt_shipped_classifier_is_a_clear_error(tmp_path, monkeypatch):
+    bad = tmp_path / "digits_classifier.pt"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(metrics, "SHIPPED_CLASSIFIER", bad)
+    digits_classifier.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="digits_classifier.pt is unreadable"):
+            digits_classifier()
     finally:
         digits_classifier.cache_clear()
