@@ -27,13 +27,17 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
 
     A crash mid-write leaves any previous file at `path` intact.
     """
+    return atomic_save({"format": FORMAT, **state}, path)
+
+
+def atomic_save(obj, path: str | os.PathLike) -> Path:
+    """`torch.save(obj, path)` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": FORMAT, **state}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .analytic import GaussianData
+from .checkpoint import atomic_save
 from .data import load_digits
 
 __all__ = [
@@ -97,15 +98,7 @@ def export_digits_classifier(path: str | os.PathLike = SHIPPED_CLASSIFIER) -> Pa
     This is how `checkpoints/digits_classifier.pt` was made. Retrained on another CPU the weights differ in
     the last bits (other float kernels), and FD_digits with them by a few tenths — hence one shipped copy.
     """
-    return _save_atomically(train_digits_classifier().state_dict(), Path(path))
-
-
-def _save_atomically(state: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_save(train_digits_classifier().state_dict(), Path(path))
 
 
 @functools.lru_cache(maxsize=1)
@@ -136,7 +129,7 @@ def digits_classifier() -> DigitsClassifier:
             pass
     model = train_digits_classifier()
     try:
-        _save_atomically(model.state_dict(), path)
+        atomic_save(model.state_dict(), path)
     except OSError:  # e.g. a read-only cache directory: keep it in memory only
         pass
     return model
