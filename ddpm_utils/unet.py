@@ -148,6 +148,21 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+SMALL_ATTENTION = 64  # at most this many positions: the explicit product on a CPU (see `attention`)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q kᵀ / √d) v over the last two dimensions (positions, head channels). [Vaswani et al. 2017]
+
+    On a CPU with few positions (the 4×4 = 16 of the digits UNet's lowest level) the explicit product
+    is faster than PyTorch's fused kernel: forward and backward 0.9 against 1.9 ms for (128, 8, 16, 8),
+    a training step 4% faster. With more positions, and on GPUs, the fused kernel wins and is used.
+    """
+    if q.device.type == "cpu" and q.shape[-2] <= SMALL_ATTENTION:
+        return ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).softmax(dim=-1) @ v
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over the H·W positions, with a residual connection."""
 
@@ -162,7 +177,7 @@ class Attention(nn.Module):
         b, c, h, w = x.shape
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.num_heads, c // self.num_heads, h * w)
         q, k, v = qkv.transpose(-1, -2).unbind(dim=1)  # each (B, heads, HW, c/heads)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, c/heads)
+        out = attention(q, k, v)  # (B, heads, HW, c/heads)
         out = out.transpose(-1, -2).reshape(b, c, h, w)
         return x + self.proj(out)
 

@@ -5,7 +5,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddpm_utils.unet import DDPM_CIFAR10, DIGITS, Attention, MLPDenoiser, UNet, UNetConfig, timestep_embedding
+from ddpm_utils.unet import (
+    DDPM_CIFAR10,
+    DIGITS,
+    SMALL_ATTENTION,
+    Attention,
+    MLPDenoiser,
+    UNet,
+    UNetConfig,
+    attention,
+    timestep_embedding,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from common import diffusers_cifar, diffusers_digits, flops_per_training_image  # noqa: E402  (benchmarks' own)
@@ -95,6 +105,20 @@ def test_attention_matches_naive_softmax():
     weights = torch.softmax(torch.einsum("bhdi,bhdj->bhij", q, k) / math.sqrt(8), dim=-1)
     out = torch.einsum("bhij,bhdj->bhdi", weights, v).reshape(3, 16, 4, 4)
     torch.testing.assert_close(attn(x), x + attn.proj(out), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("positions", [16, SMALL_ATTENTION, 256])  # explicit product / fused kernel
+def test_attention_both_paths_match_float64_softmax_with_gradients(positions):
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(4, 2, positions, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    ref = torch.einsum("bhij,bhjd->bhid", torch.softmax(torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(8), -1), v)
+    grads_ref = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
+    out = attention(q32, k32, v32)
+    grads = torch.autograd.grad(out.square().sum(), (q32, k32, v32))
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g.double(), g_ref, rtol=1e-4, atol=1e-4)
 
 
 def test_channels_last_gives_same_output():
