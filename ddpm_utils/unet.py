@@ -272,11 +272,16 @@ class UNet(nn.Module):
         if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
             raise ValueError(f"t must be a tensor of shape ({x.shape[0]},), got {getattr(t, 'shape', t)}")
 
+    def embedding(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The conditioning every residual block receives, before its SiLU: the MLP of t's sinusoidal embedding,
+        (B, 4·base_channels). A subclass adds further conditioning here (benchmarks/augmentation.py does)."""
+        return self.time_mlp(timestep_embedding(t, self.config.base_channels).to(dtype))
+
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self._check_input(x, t)
         if self.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)  # match the weights' layout (faster on CPU)
-        emb = F.silu(self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype)))  # (B, 4*ch0)
+        emb = F.silu(self.embedding(t, x.dtype))  # (B, 4*ch0)
         h = self.conv_in(x)
         skips = [h]
         for layers in self.down:

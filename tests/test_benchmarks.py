@@ -1,10 +1,12 @@
-"""The GPU benchmark script runs end to end (on the CPU, in miniature): a lent GPU's time goes to figures, not fixes."""
+"""Benchmark scripts' own parts: the GPU script runs end to end (on the CPU, in miniature), so that a lent GPU's time
+goes to figures, not fixes; the augmentation screen's transform and network are what they claim."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -31,3 +33,35 @@ def test_gpu_benchmark_script_refuses_cuda_without_a_gpu():
         pytest.skip("a GPU is present")
     done = subprocess.run([sys.executable, "gpu.py"], cwd=BENCHMARKS, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "needs a CUDA GPU" in done.stderr
+
+
+def test_augmentation_shifts_and_mirrors_like_a_loop_and_the_labelled_unet_reduces_to_the_unet():
+    sys.path.insert(0, str(BENCHMARKS))
+    from augmentation import LabelledUNet, augment
+
+    from ddpm_utils.unet import UNet
+
+    x0 = torch.randn(64, 1, 8, 8)
+    out, labels = augment(x0, 0.7, torch.Generator().manual_seed(0))
+    assert (labels.abs().sum(1) > 0).any() and (labels.abs().sum(1) == 0).any()
+    for img, src, (dx, dy, mirror) in zip(out, x0, labels.long().tolist()):
+        ref = torch.full((8, 8), -1.0)  # background where the shift uncovers pixels
+        for i in range(8):
+            for j in range(8):
+                if 0 <= i - dy < 8 and 0 <= j - dx < 8:
+                    ref[i, j] = src[0, i - dy, j - dx]
+        torch.testing.assert_close(img[0], ref.flip(-1) if mirror else ref, rtol=0, atol=0)
+    same, none = augment(x0, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(same, x0) and not none.any()
+
+    torch.manual_seed(0)
+    labelled, plain = LabelledUNet(), UNet()
+    for p in labelled.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    missing = plain.load_state_dict({k: v for k, v in labelled.state_dict().items() if "augment_map" not in k})
+    assert not missing.missing_keys
+    xt, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999])
+    labelled.labels = torch.zeros(4, 3)
+    torch.testing.assert_close(labelled(xt, t), plain(xt, t), rtol=1e-5, atol=1e-6)
+    labelled.labels = torch.ones(4, 3)  # a label changes the output once the map is non-zero
+    assert not torch.allclose(labelled(xt, t), plain(xt, t), atol=1e-3)
