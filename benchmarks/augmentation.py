@@ -47,7 +47,7 @@ def augment(x0: torch.Tensor, p: float, generator: torch.Generator) -> tuple[tor
     cols = (1 - dx)[:, None] + torch.arange(w)
     out = padded[torch.arange(b)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     out = torch.where(mirror[:, None, None, None], out.flip(-1), out)
-    return out, torch.stack([dx, dy, mirror], dim=1).float()
+    return out, torch.stack([dx, dy, mirror.long()], dim=1).float()
 
 
 class LabelledUNet(UNet):
@@ -61,6 +61,8 @@ class LabelledUNet(UNet):
 
     def embedding(self, t, dtype):  # the timestep's embedding plus the label's
         labels = self.labels if self.labels is not None else torch.zeros(len(t), LABELS, device=t.device)
+        if labels.shape != (len(t), LABELS):  # a stale batch's labels would broadcast silently
+            raise ValueError(f"labels must have shape ({len(t)}, {LABELS}), got {tuple(labels.shape)}")
         return super().embedding(t, dtype) + self.augment_map(labels.to(dtype))
 
 

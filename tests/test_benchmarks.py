@@ -65,3 +65,6 @@ def test_augmentation_shifts_and_mirrors_like_a_loop_and_the_labelled_unet_reduc
     torch.testing.assert_close(labelled(xt, t), plain(xt, t), rtol=1e-5, atol=1e-6)
     labelled.labels = torch.ones(4, 3)  # a label changes the output once the map is non-zero
     assert not torch.allclose(labelled(xt, t), plain(xt, t), atol=1e-3)
+    labelled.labels = torch.ones(1, 3)  # another batch's labels: an error, not a broadcast
+    with pytest.raises(ValueError, match="labels must have shape"):
+        labelled(xt, t)

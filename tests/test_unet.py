@@ -108,7 +108,12 @@ def test_attention_matches_naive_softmax():
 
 
 @pytest.mark.parametrize("positions", [16, SMALL_ATTENTION, 256])  # explicit product / fused kernel
-def test_attention_both_paths_match_float64_softmax_with_gradients(positions):
+def test_attention_both_paths_match_float64_softmax_with_gradients(positions, monkeypatch):
+    fused_calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(
+        torch.nn.functional, "scaled_dot_product_attention", lambda *a, **k: fused_calls.append(1) or fused(*a, **k)
+    )
     torch.manual_seed(3)
     q, k, v = (torch.randn(4, 2, positions, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
     ref = torch.einsum("bhij,bhjd->bhid", torch.softmax(torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(8), -1), v)
@@ -116,6 +121,7 @@ def test_attention_both_paths_match_float64_softmax_with_gradients(positions):
     q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
     out = attention(q32, k32, v32)
     grads = torch.autograd.grad(out.square().sum(), (q32, k32, v32))
+    assert len(fused_calls) == (positions > SMALL_ATTENTION)  # the path the docstring promises was taken
     torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
     for g, g_ref in zip(grads, grads_ref):
         torch.testing.assert_close(g.double(), g_ref, rtol=1e-4, atol=1e-4)
