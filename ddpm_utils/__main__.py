@@ -102,6 +102,19 @@ def _prediction(state) -> str:
     return (state.get("train_config") or {}).get("prediction", "eps")
 
 
+def _guide_network(path, schedule, prediction: str, channels: int):
+    """A worse network of the same data to guide with (autoguidance): it must output the same quantity for the
+    same noise schedule and image channels, or `guide + w (network - guide)` would mix unlike things."""
+    guide, guide_schedule, state = _load(path)
+    if state["model_config"].get("kind", "unet") != "unet" or state["model_config"]["in_channels"] != channels:
+        raise ValueError(f"--guide {path} is not an image network with {channels} channel(s)")
+    if _prediction(state) != prediction:
+        raise ValueError(f"--guide {path} predicts {_prediction(state)!r} but the network predicts {prediction!r}")
+    if guide_schedule.num_steps != schedule.num_steps or not torch.allclose(guide_schedule.betas, schedule.betas):
+        raise ValueError(f"--guide {path} was trained with a different noise schedule from the network's")
+    return guide
+
+
 def _sample(model, schedule, shape, args, prediction: str = "eps"):
     from .analytic import GaussianData
     from .data import load_dataset
@@ -119,14 +132,23 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
             f"--guidance-interval starts at t = {interval[0]}, but the model's timesteps are "
             f"0..{schedule.num_steps - 1}: guidance would never apply"
         )
+    guide_path, data_name = getattr(args, "guide", None), getattr(args, "guidance_data", None)
+    if guide_path is not None and args.guidance == 1:
+        raise ValueError("--guide needs a guidance weight other than 1 (--guidance)")
+    if guide_path is not None and data_name is not None:
+        raise ValueError("give --guide (a network) or --guidance-data (a Gaussian fit), not both")
     if args.guidance != 1:
-        data = load_dataset(args.guidance_data, "train")
-        if data.shape[1:] != tuple(shape[1:]):
-            raise ValueError(
-                f"--guidance-data {args.guidance_data} has images of shape {tuple(data.shape[1:])} "
-                f"but the samples have shape {tuple(shape[1:])}"
-            )
-        guide = GaussianData.fit(data).denoiser(schedule, prediction)
+        if guide_path is not None:
+            guide = _guide_network(guide_path, schedule, prediction, shape[1])
+        else:
+            data_name = data_name or "digits"
+            data = load_dataset(data_name, "train")
+            if data.shape[1:] != tuple(shape[1:]):
+                raise ValueError(
+                    f"--guidance-data {data_name} has images of shape {tuple(data.shape[1:])} "
+                    f"but the samples have shape {tuple(shape[1:])}"
+                )
+            guide = GaussianData.fit(data).denoiser(schedule, prediction)
         model = Guided(model, guide, args.guidance, interval=None if interval is None else tuple(interval))
     g = torch.Generator().manual_seed(args.seed)
     if args.sampler == "ddpm":
@@ -165,7 +187,7 @@ def cmd_evaluate(args) -> int:
     model, schedule, state = _load(args.checkpoint)
     reports = []
     for k in range(args.repeats):  # independent sample sets from seeds seed, seed + 1, ...
-        seed_args = argparse.Namespace(**{**vars(args), "seed": args.seed + k, "guidance_data": "digits"})
+        seed_args = argparse.Namespace(**{**vars(args), "seed": args.seed + k})
         x = _sample(model, schedule, (args.n, 1, 8, 8), seed_args, _prediction(state))
         reports.append(evaluate_samples(x))
     report = reports[0] if args.repeats == 1 else summarise_reports(reports)
@@ -173,6 +195,7 @@ def cmd_evaluate(args) -> int:
         report["guidance"] = args.guidance
         if args.guidance_interval is not None:
             report["guidance_interval"] = args.guidance_interval
+        report["guide"] = args.guide or "gaussian fit of the training digits"
     if args.bpd:  # of the network itself: a guided sampler has no likelihood bound
         test = load_digits("test")
         g = torch.Generator().manual_seed(args.seed)
@@ -263,7 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
             type=float,
             default=1.0,
             help="steer the network away from the optimal denoiser of the training data's Gaussian fit "
-            "by this weight (1: off; 1.25 suits the digits); one extra, cheap evaluation per step",
+            "(or from --guide) by this weight (1: off; 1.25 suits the digits); one extra evaluation per step",
+        )
+        s.add_argument(
+            "--guide",
+            default=None,
+            metavar="CHECKPOINT",
+            help="with --guidance: steer away from this worse network of the same data (autoguidance: a smaller "
+            "or shorter-trained model, same schedule and prediction) instead of the Gaussian fit",
         )
         s.add_argument(
             "--guidance-interval",
@@ -277,9 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "sample":
             s.add_argument(
                 "--guidance-data",
-                default="digits",
+                default=None,
                 choices=["digits", "mnist", "fashion_mnist"],
-                help="the training data the Gaussian is fitted to (with --guidance)",
+                help="the training data the Gaussian is fitted to (with --guidance; default digits)",
             )
             s.add_argument("--out", default="samples/digits")
             s.add_argument("--size", type=int, default=None, help="image size (default 8)")

@@ -139,3 +139,48 @@ def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
     assert "--guidance-data digits has images of shape (1, 8, 8) but the samples have shape (1, 16, 16)" in (
         capsys.readouterr().err
     )
+
+
+def test_guide_network(tmp_path, capsys):
+    """`--guide CHECKPOINT` samples `Guided(network, that network, w)` (autoguidance); guiding a network by itself
+    changes nothing whatever w is; a guide that outputs another quantity, or was trained for another schedule,
+    is refused with the reason."""
+    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
+    paths = {name: tmp_path / f"{name}.pt" for name in ("net", "bad", "v", "cosine")}
+    for name, extra in (
+        ("net", ["--steps", "3"]),
+        ("bad", ["--steps", "1", "--seed", "1"]),
+        ("v", ["--steps", "1", "--prediction", "v"]),
+        ("cosine", ["--steps", "1", "--schedule", "cosine"]),
+    ):
+        assert main(["train", "--out", str(paths[name]), *extra, *tiny]) == 0
+    model, schedule, _ = model_from_checkpoint(paths["net"])
+    bad, _, _ = model_from_checkpoint(paths["bad"])
+    out = tmp_path / "s"
+    argv = ["sample", str(paths["net"]), "--n", "6", "--steps", "4", "--out", str(out)]
+
+    def drawn():
+        return torch.load(out.with_suffix(".pt"), weights_only=True)
+
+    assert main([*argv, "--guidance", "1.7", "--guide", str(paths["bad"])]) == 0
+    g = torch.Generator().manual_seed(0)
+    expected = ddim_sample(Guided(model, bad, 1.7), schedule, (6, 1, 8, 8), 4, generator=g)
+    torch.testing.assert_close(drawn(), expected)
+    assert main(argv) == 0
+    alone = drawn()
+    assert (expected - alone).abs().max() > 1e-3  # the guide did something
+    assert main([*argv, "--guidance", "3", "--guide", str(paths["net"])]) == 0
+    torch.testing.assert_close(drawn(), alone)
+    capsys.readouterr()
+    evaluate = ["evaluate", str(paths["net"]), "--n", "50", "--steps", "4"]
+    assert main([*evaluate, "--guidance", "2", "--guide", str(paths["bad"])]) == 0
+    assert json.loads(capsys.readouterr().out)["guide"] == str(paths["bad"])
+    for extra, message in (
+        (["--guide", str(paths["bad"])], "--guide needs a guidance weight other than 1"),
+        (["--guidance", "2", "--guide", str(paths["v"])], "predicts 'v' but the network predicts 'eps'"),
+        (["--guidance", "2", "--guide", str(paths["cosine"])], "different noise schedule"),
+        (["--guidance", "2", "--guide", str(paths["bad"]), "--guidance-data", "digits"], "not both"),
+        (["--guidance", "2", "--guide", str(tmp_path / "missing.pt")], "missing.pt"),
+    ):
+        assert main([*argv, *extra]) == 2
+        assert message in capsys.readouterr().err
