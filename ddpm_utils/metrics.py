@@ -7,6 +7,12 @@
 * `frechet_distance` between two sets of features (FID's formula, on our features: "FD_digits").
   Floor: real train digits against held-out test digits (`reference_scores`); ceiling: samples
   from a single Gaussian fitted to the training pixels — any model should beat that easily.
+* `class_mix` and `class_matched_weights`: FD_digits mixes two things, how good the digits of each
+  class are and how often each class comes. The test split's class mix differs from the training
+  split's by chance (14% twos against 9%, by the classifier's labels), which makes up about half of the
+  plain floor and most of its spread. `evaluate_samples` therefore also reports the FD with the samples
+  reweighted to the test split's mix ('fd_class_matched', read against its own, tighter floor) and how
+  far the samples' mix is from the training digits' ('class_mix_tv', read against real digits').
 * `nearest_neighbour_check`: distances of samples to their nearest training image, compared with
   the same distances for held-out digits; a model that copies its training set has many samples
   far closer than real unseen digits ever are.
@@ -33,6 +39,8 @@ __all__ = [
     "digits_classifier",
     "export_digits_classifier",
     "frechet_distance",
+    "class_mix",
+    "class_matched_weights",
     "gaussian_fit_samples",
     "reference_scores",
     "nearest_neighbour_check",
@@ -140,10 +148,12 @@ def _features(x: torch.Tensor) -> torch.Tensor:
         return digits_classifier().features(x.float().clamp(-1, 1)).double()
 
 
-def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor) -> float:
+def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor, weights1: torch.Tensor | None = None) -> float:
     """‖μ1 - μ2‖² + tr(Σ1 + Σ2 - 2 (Σ1 Σ2)^{1/2}) between Gaussians fitted to two feature sets (N, F).
 
     The trace term uses tr((Σ1 Σ2)^{1/2}) = Σ sqrt(eig(Σ1^{1/2} Σ2 Σ1^{1/2})), in float64.
+    `weights1` (N1,), non-negative, weighs the first set's points in its mean and covariance (the
+    covariance with the usual unbiased correction for such weights; equal weights give the plain FD).
     """
     if feats1.dim() != 2 or feats2.dim() != 2 or feats1.shape[1] != feats2.shape[1]:
         raise ValueError(
@@ -152,13 +162,53 @@ def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor) -> float:
     if min(len(feats1), len(feats2)) < 2:
         raise ValueError("need at least 2 samples in each set")
     f1, f2 = feats1.double(), feats2.double()
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    s1, s2 = torch.cov(f1.T), torch.cov(f2.T)
+    if weights1 is None:
+        mu1, s1 = f1.mean(0), torch.cov(f1.T)
+    else:
+        w = torch.as_tensor(weights1, dtype=torch.float64)
+        if w.shape != (len(f1),) or not torch.isfinite(w).all() or (w < 0).any() or (w > 0).sum() < 2:
+            raise ValueError(
+                f"weights1 must be ({len(f1)},), finite, non-negative, with at least 2 positive, "
+                f"got shape {tuple(w.shape)}"
+            )
+        mu1, s1 = (w[:, None] * f1).sum(0) / w.sum(), torch.cov(f1.T, aweights=w)
+    mu2, s2 = f2.mean(0), torch.cov(f2.T)
     evals, evecs = torch.linalg.eigh(s1)
     sqrt_s1 = evecs @ torch.diag(evals.clamp(min=0).sqrt()) @ evecs.T
     middle = torch.linalg.eigvalsh(sqrt_s1 @ s2 @ sqrt_s1)
     trace_sqrt = middle.clamp(min=0).sqrt().sum()
     return float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * trace_sqrt)
+
+
+def _labels(feats: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return digits_classifier().head(feats.float()).argmax(1)
+
+
+def class_mix(feats: torch.Tensor) -> torch.Tensor:
+    """(10,) float64: the fraction of a feature set (N, 64) that the classifier puts in each class."""
+    return torch.bincount(_labels(feats), minlength=10).double() / len(feats)
+
+
+def class_matched_weights(feats: torch.Tensor, target_mix: torch.Tensor) -> torch.Tensor | None:
+    """(N,) weights that give a feature set the class mix `target_mix` (10,): target / own share of each
+    point's class. None when a class the target needs is absent from the set (no weights can supply it)."""
+    labels = _labels(feats)
+    own = torch.bincount(labels, minlength=10).double() / len(feats)
+    target = torch.as_tensor(target_mix, dtype=torch.float64)
+    if ((own == 0) & (target > 0)).any():
+        return None
+    return (target / own.clamp(min=1e-300))[labels]
+
+
+def _class_matched_fd(feats: torch.Tensor, test_feats: torch.Tensor) -> float:
+    weights = class_matched_weights(feats, class_mix(test_feats))
+    return float("nan") if weights is None else frechet_distance(feats, test_feats, weights)
+
+
+def _class_mix_tv(feats: torch.Tensor, train_feats: torch.Tensor) -> float:
+    """Total variation distance between two class mixes: the share of one set that would have to change class."""
+    return 0.5 * (class_mix(feats) - class_mix(train_feats)).abs().sum().item()
 
 
 def gaussian_fit_samples(n: int, seed: int = 0) -> torch.Tensor:
@@ -183,6 +233,10 @@ def reference_scores(n: int = 1000, repeats: int = 10, bootstrap: int = 100) -> 
     over sampling seeds (1–3 measured at n = 1000). Read a difference between two single scores against
     √2 · sampling_sd, or average over seeds (`python -m ddpm_utils evaluate --repeats`).
     Ceiling: n draws from a Gaussian fitted to the training pixels vs the test digits.
+    'class_matched', 'class_matched_sd' and 'class_matched_sampling_sd': the same for the FD with the
+    real digits reweighted to the test split's class mix (`class_matched_weights`; NaN when some subset
+    lacks a class). 'class_mix_tv': the total variation distance between the class mix of n real digits
+    (drawn with replacement) and the whole training split's, on average — what chance alone gives.
     FD falls as n grows, so compare a model's score only with references of the same n.
     """
     if not 2 <= n <= len(load_digits("train")):
@@ -192,35 +246,36 @@ def reference_scores(n: int = 1000, repeats: int = 10, bootstrap: int = 100) -> 
     test_feats = _features(load_digits("test"))
     train_feats = _features(load_digits("train"))
     g = torch.Generator().manual_seed(1)
-    floors = torch.tensor(
-        [
-            frechet_distance(train_feats[torch.randperm(len(train_feats), generator=g)[:n]], test_feats)
-            for _ in range(repeats)
-        ]
-    )
-    draws = torch.tensor(
-        [
-            frechet_distance(train_feats[torch.randint(0, len(train_feats), (n,), generator=g)], test_feats)
-            for _ in range(bootstrap)
-        ]
-    )
+    subsets = [train_feats[torch.randperm(len(train_feats), generator=g)[:n]] for _ in range(repeats)]
+    draws = [train_feats[torch.randint(0, len(train_feats), (n,), generator=g)] for _ in range(bootstrap)]
+    floors = torch.tensor([frechet_distance(f, test_feats) for f in subsets])
+    matched = torch.tensor([_class_matched_fd(f, test_feats) for f in subsets])
+    draw_fds = torch.tensor([frechet_distance(f, test_feats) for f in draws])
+    draw_matched = torch.tensor([_class_matched_fd(f, test_feats) for f in draws])
     return {
         "real_vs_real": floors.mean().item(),
         "real_vs_real_sd": floors.std().item() if repeats > 1 else float("nan"),
-        "sampling_sd": draws.std().item(),
+        "sampling_sd": draw_fds.std().item(),
+        "class_matched": matched.mean().item(),
+        "class_matched_sd": matched.std().item() if repeats > 1 else float("nan"),
+        "class_matched_sampling_sd": draw_matched.std().item(),
+        "class_mix_tv": sum(_class_mix_tv(f, train_feats) for f in draws) / bootstrap,
         "gaussian_fit": frechet_distance(_features(gaussian_fit_samples(n)), test_feats),
     }
 
 
 def summarise_reports(reports: list[dict]) -> dict:
     """One report from several `evaluate_samples` reports of independent sample sets (e.g. seeds):
-    every number averaged, plus 'fd_sd' (the spread of FD across the sets) and 'fd_each'."""
+    every number averaged, plus 'fd_sd' (the spread of FD across the sets) and 'fd_each', and the
+    same for 'fd_class_matched' where the reports have it."""
     if not reports:
         raise ValueError("summarise_reports needs at least one report")
-    fds = torch.tensor([r["fd"] for r in reports], dtype=torch.float64)
     summary = {key: sum(r[key] for r in reports) / len(reports) for key in reports[0]}
-    summary["fd_sd"] = fds.std().item() if len(reports) > 1 else float("nan")
-    summary["fd_each"] = fds.tolist()
+    for key in ("fd", "fd_class_matched"):
+        if key in reports[0]:
+            values = torch.tensor([r[key] for r in reports], dtype=torch.float64)
+            summary[f"{key}_sd"] = values.std().item() if len(reports) > 1 else float("nan")
+            summary[f"{key}_each"] = values.tolist()
     return summary
 
 
@@ -248,19 +303,34 @@ def nearest_neighbour_check(samples: torch.Tensor, quantile: float = 0.05) -> di
 def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
     """FD_digits against the test split, with the floor and ceiling for the same number of images
     and the score's own sampling noise ('fd_sampling_sd', see `reference_scores`), the classes the
-    classifier sees (every class should appear), its mean confidence, and the nearest-neighbour check."""
+    classifier sees (every class should appear), its mean confidence, and the nearest-neighbour check.
+
+    Split by what it measures: 'fd_class_matched' is the FD with the samples reweighted to the test
+    split's class mix — how good the digits of each class are — read against 'floor_class_matched'
+    (± 'floor_class_matched_sd' over subsets; one score's own noise 'fd_class_matched_sampling_sd');
+    NaN when a class is missing, and noisy when one has only a few samples (their weights are large).
+    'class_mix_tv' is how far the samples' class mix is from the
+    training digits' (0: the same; 1: no class in common), read against 'class_mix_tv_expected',
+    what n real digits give by chance."""
     test = load_digits("test")
     feats = _features(samples)
+    test_feats, train_feats = _features(test), _features(load_digits("train"))
     with torch.no_grad():
         probs = torch.softmax(digits_classifier().head(feats.float()), dim=1)
     counts = torch.bincount(probs.argmax(1), minlength=10)
     ref = reference_scores(min(len(samples), len(load_digits("train"))))
     return {
-        "fd": frechet_distance(feats, _features(test)),
+        "fd": frechet_distance(feats, test_feats),
         "floor_real_vs_real": ref["real_vs_real"],
         "floor_sd": ref["real_vs_real_sd"],
         "fd_sampling_sd": ref["sampling_sd"],
         "ceiling_gaussian_fit": ref["gaussian_fit"],
+        "fd_class_matched": _class_matched_fd(feats, test_feats),
+        "floor_class_matched": ref["class_matched"],
+        "floor_class_matched_sd": ref["class_matched_sd"],
+        "fd_class_matched_sampling_sd": ref["class_matched_sampling_sd"],
+        "class_mix_tv": _class_mix_tv(feats, train_feats),
+        "class_mix_tv_expected": ref["class_mix_tv"],
         "classes_present": int((counts > 0).sum()),
         "min_class_fraction": (counts.min() / len(samples)).item(),
         "confidence": probs.max(1).values.mean().item(),

@@ -4,6 +4,8 @@ import torch
 from ddpm_utils import metrics
 from ddpm_utils.data import load_digits
 from ddpm_utils.metrics import (
+    class_matched_weights,
+    class_mix,
     digits_classifier,
     evaluate_samples,
     frechet_distance,
@@ -27,6 +29,50 @@ def test_frechet_distance_matches_scipy_sqrtm():
     expected = ((a.mean(0) - b.mean(0)) ** 2).sum().item() + (s1.trace() + s2.trace() - 2 * covmean.trace())
     assert abs(frechet_distance(a, b) - expected) < 1e-6 * max(1.0, expected)
     assert abs(frechet_distance(a, a)) < 1e-6
+
+
+def test_weighted_frechet_distance_equals_the_replicated_set():
+    """Integer weights k_i act as k_i copies of point i (exactly for the mean; for the covariance up to the
+    unbiased correction, (Σk - Σk²/Σk) against (Σk - 1), a 0.1% difference here); equal weights give the
+    plain FD exactly; bad weights are refused."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(800, 5, generator=g, dtype=torch.float64) @ torch.randn(5, 5, generator=g, dtype=torch.float64)
+    b = torch.randn(300, 5, generator=g, dtype=torch.float64) + 0.5
+    k = torch.randint(1, 4, (800,), generator=g)
+    replicated = frechet_distance(a.repeat_interleave(k, dim=0), b)
+    assert frechet_distance(a, b, k.double()) == pytest.approx(replicated, rel=2e-3)
+    assert frechet_distance(a, b, torch.full((800,), 0.3)) == pytest.approx(frechet_distance(a, b), rel=1e-12)
+    assert abs(frechet_distance(a, b) - replicated) > 0.01 * replicated  # the weights matter here
+    for bad in (torch.ones(799), -torch.ones(800), torch.full((800,), float("nan")), torch.zeros(800)):
+        with pytest.raises(ValueError, match="weights1"):
+            frechet_distance(a, b, bad)
+
+
+def test_class_matched_score_separates_class_mix_from_digit_quality():
+    """Real training digits with 70% of two classes removed: the plain FD worsens and the class mix is off,
+    but reweighted to the test split's mix they score as real digits do; the weights give that mix exactly;
+    a set lacking a class cannot be reweighted (NaN, not a silently wrong number)."""
+    train, labels = load_digits("train", return_labels=True)
+    test_mix = class_mix(metrics._features(load_digits("test")))
+    feats = metrics._features(train)
+    w = class_matched_weights(feats, test_mix)
+    mixed = torch.bincount(metrics._labels(feats), weights=w, minlength=10) / w.sum()
+    torch.testing.assert_close(mixed, test_mix)
+    g = torch.Generator().manual_seed(0)
+    keep = ((labels != 3) & (labels != 7)) | (torch.rand(len(labels), generator=g) < 0.3)
+    lopsided = train[keep][torch.randperm(int(keep.sum()), generator=g)[:1000]]
+    fair = train[torch.randperm(len(train), generator=g)[:1000]]
+    r_lop, r_fair = evaluate_samples(lopsided), evaluate_samples(fair)
+    assert r_lop["class_mix_tv"] > 2 * r_lop["class_mix_tv_expected"] > 2 * r_fair["class_mix_tv"]
+    assert r_lop["fd"] > 2 * r_fair["fd"]
+    for r in (r_lop, r_fair):  # within each class these are real digits: at the class-matched floor
+        assert abs(r["fd_class_matched"] - r["floor_class_matched"]) < 2 * r["fd_class_matched_sampling_sd"]
+    # the class mix makes up much of the plain floor, and most of its spread
+    assert r_fair["floor_class_matched"] < 0.7 * r_fair["floor_real_vs_real"]
+    assert r_fair["fd_class_matched_sampling_sd"] < 0.5 * r_fair["fd_sampling_sd"]
+    ones = train[labels == 1][:100]
+    assert class_matched_weights(metrics._features(ones), test_mix) is None
+    assert evaluate_samples(ones)["fd_class_matched"] != evaluate_samples(ones)["fd_class_matched"]  # NaN
 
 
 def test_classifier_is_accurate_on_held_out_digits():
@@ -81,6 +127,9 @@ def test_summarise_reports_averages_and_spreads():
     assert summary["fd_sd"] == pytest.approx(fds.std().item()) and summary["fd_sd"] > 0
     assert summary["fd_each"] == pytest.approx(fds.tolist())
     assert summary["too_close"] == pytest.approx(sum(r["too_close"] for r in reports) / 3)
+    matched = torch.tensor([r["fd_class_matched"] for r in reports], dtype=torch.float64)
+    assert summary["fd_class_matched_each"] == pytest.approx(matched.tolist())
+    assert summary["fd_class_matched_sd"] == pytest.approx(matched.std().item(), nan_ok=True)
     with pytest.raises(ValueError, match="at least one"):
         summarise_reports([])
 
