@@ -7,7 +7,7 @@
 * `frechet_distance` between two sets of features (FID's formula, on our features: "FD_digits").
   Floor: real train digits against held-out test digits (`reference_scores`); ceiling: samples
   from a single Gaussian fitted to the training pixels — any model should beat that easily.
-* `class_mix` and `class_matched_weights`: FD_digits mixes two things, how good the digits of each
+* `class_mix`, and the class-matched FD in `evaluate_samples`: FD_digits mixes two things, how good the digits of each
   class are and how often each class comes. The test split's class mix differs from the training
   split's by chance (14% twos against 9%, by the classifier's labels), which makes up about half of the
   plain floor and most of its spread. `evaluate_samples` therefore also reports the FD with the samples
@@ -40,7 +40,6 @@ __all__ = [
     "export_digits_classifier",
     "frechet_distance",
     "class_mix",
-    "class_matched_weights",
     "gaussian_fit_samples",
     "reference_scores",
     "nearest_neighbour_check",
@@ -185,12 +184,16 @@ def _labels(feats: torch.Tensor) -> torch.Tensor:
         return digits_classifier().head(feats.float()).argmax(1)
 
 
-def class_mix(feats: torch.Tensor) -> torch.Tensor:
-    """(10,) float64: the fraction of a feature set (N, 64) that the classifier puts in each class."""
+def _mix(feats: torch.Tensor) -> torch.Tensor:
     return torch.bincount(_labels(feats), minlength=10).double() / len(feats)
 
 
-def class_matched_weights(feats: torch.Tensor, target_mix: torch.Tensor) -> torch.Tensor | None:
+def class_mix(images: torch.Tensor) -> torch.Tensor:
+    """(10,) float64: the fraction of the digits (N, 1, 8, 8) that the classifier puts in each class."""
+    return _mix(_features(images))
+
+
+def _class_matched_weights(feats: torch.Tensor, target_mix: torch.Tensor) -> torch.Tensor | None:
     """(N,) weights that give a feature set the class mix `target_mix` (10,): target / own share of each
     point's class. None when a class the target needs is absent from the set (no weights can supply it)."""
     labels = _labels(feats)
@@ -202,13 +205,13 @@ def class_matched_weights(feats: torch.Tensor, target_mix: torch.Tensor) -> torc
 
 
 def _class_matched_fd(feats: torch.Tensor, test_feats: torch.Tensor) -> float:
-    weights = class_matched_weights(feats, class_mix(test_feats))
+    weights = _class_matched_weights(feats, _mix(test_feats))
     return float("nan") if weights is None else frechet_distance(feats, test_feats, weights)
 
 
 def _class_mix_tv(feats: torch.Tensor, train_feats: torch.Tensor) -> float:
     """Total variation distance between two class mixes: the share of one set that would have to change class."""
-    return 0.5 * (class_mix(feats) - class_mix(train_feats)).abs().sum().item()
+    return 0.5 * (_mix(feats) - _mix(train_feats)).abs().sum().item()
 
 
 def gaussian_fit_samples(n: int, seed: int = 0) -> torch.Tensor:
@@ -234,7 +237,7 @@ def reference_scores(n: int = 1000, repeats: int = 10, bootstrap: int = 100) -> 
     √2 · sampling_sd, or average over seeds (`python -m ddpm_utils evaluate --repeats`).
     Ceiling: n draws from a Gaussian fitted to the training pixels vs the test digits.
     'class_matched', 'class_matched_sd' and 'class_matched_sampling_sd': the same for the FD with the
-    real digits reweighted to the test split's class mix (`class_matched_weights`; NaN when some subset
+    real digits reweighted to the test split's class mix (`_class_matched_weights`; NaN when some subset
     lacks a class). 'class_mix_tv': the total variation distance between the class mix of n real digits
     (drawn with replacement) and the whole training split's, on average — what chance alone gives.
     FD falls as n grows, so compare a model's score only with references of the same n.

@@ -4,7 +4,6 @@ import torch
 from ddpm_utils import metrics
 from ddpm_utils.data import load_digits
 from ddpm_utils.metrics import (
-    class_matched_weights,
     class_mix,
     digits_classifier,
     evaluate_samples,
@@ -53,9 +52,12 @@ def test_class_matched_score_separates_class_mix_from_digit_quality():
     but reweighted to the test split's mix they score as real digits do; the weights give that mix exactly;
     a set lacking a class cannot be reweighted (NaN, not a silently wrong number)."""
     train, labels = load_digits("train", return_labels=True)
-    test_mix = class_mix(metrics._features(load_digits("test")))
+    test_mix = class_mix(load_digits("test"))
+    assert test_mix.shape == (10,) and test_mix.sum().item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
+        class_mix(torch.zeros(3, 64))
     feats = metrics._features(train)
-    w = class_matched_weights(feats, test_mix)
+    w = metrics._class_matched_weights(feats, test_mix)
     mixed = torch.bincount(metrics._labels(feats), weights=w, minlength=10) / w.sum()
     torch.testing.assert_close(mixed, test_mix)
     g = torch.Generator().manual_seed(0)
@@ -71,7 +73,7 @@ def test_class_matched_score_separates_class_mix_from_digit_quality():
     assert r_fair["floor_class_matched"] < 0.7 * r_fair["floor_real_vs_real"]
     assert r_fair["fd_class_matched_sampling_sd"] < 0.5 * r_fair["fd_sampling_sd"]
     ones = train[labels == 1][:100]
-    assert class_matched_weights(metrics._features(ones), test_mix) is None
+    assert metrics._class_matched_weights(metrics._features(ones), test_mix) is None
     assert evaluate_samples(ones)["fd_class_matched"] != evaluate_samples(ones)["fd_class_matched"]  # NaN
 
 
