@@ -28,6 +28,7 @@ def _unet_config(args, channels: int) -> UNetConfig:
         groups=args.groups,
         dropout=args.dropout,
         scale_shift=args.scale_shift,
+        zero_init_blocks=args.zero_init_blocks,
     )
 
 
@@ -256,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--groups", type=int, default=DIGITS.groups)
     t.add_argument("--dropout", type=float, default=DIGITS.dropout)
     t.add_argument("--scale-shift", action=argparse.BooleanOptionalAction, default=DIGITS.scale_shift)
+    t.add_argument(
+        "--zero-init-blocks",
+        action=argparse.BooleanOptionalAction,
+        default=DIGITS.zero_init_blocks,
+        help="start each residual block and attention as the identity (zero last layer); "
+        "--no-zero-init-blocks keeps PyTorch's default initialisation there",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     t.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA)")

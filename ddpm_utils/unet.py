@@ -53,6 +53,10 @@ class UNetConfig:
     groups: int = 32  # GroupNorm groups (each channel count must be divisible)
     scale_shift: bool = True  # scale-and-shift conditioning [iDDPM §3.3]; False is DDPM's additive one
     out_channels: int | None = None  # defaults to in_channels
+    # each residual block's last convolution and each attention's output projection start at zero, so that every
+    # block starts as the identity [Goyal et al. 2017; DDPM's code]; False keeps PyTorch's default initialisation
+    # there (the output layer starts at zero either way)
+    zero_init_blocks: bool = True
 
     def __post_init__(self):
         if self.in_channels < 1 or self.base_channels < 1:
@@ -125,7 +129,16 @@ def _zero(module: nn.Module) -> nn.Module:
 class ResBlock(nn.Module):
     """GroupNorm → SiLU → conv → (+ timestep) → GroupNorm → SiLU → dropout → conv, plus a skip."""
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int, scale_shift: bool):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        emb_dim: int,
+        dropout: float,
+        groups: int,
+        scale_shift: bool,
+        zero_init: bool = True,
+    ):
         super().__init__()
         self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(groups, in_ch)
@@ -133,7 +146,9 @@ class ResBlock(nn.Module):
         self.emb = nn.Linear(emb_dim, 2 * out_ch if scale_shift else out_ch)
         self.norm2 = nn.GroupNorm(groups, out_ch)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = _zero(nn.Conv2d(out_ch, out_ch, 3, padding=1))
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        if zero_init:
+            _zero(self.conv2)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -166,12 +181,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 class Attention(nn.Module):
     """Multi-head self-attention over the H·W positions, with a residual connection."""
 
-    def __init__(self, ch: int, num_heads: int, groups: int):
+    def __init__(self, ch: int, num_heads: int, groups: int, zero_init: bool = True):
         super().__init__()
         self.num_heads = num_heads
         self.norm = nn.GroupNorm(groups, ch)
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
-        self.proj = _zero(nn.Conv2d(ch, ch, 1))
+        self.proj = nn.Conv2d(ch, ch, 1)
+        if zero_init:
+            _zero(self.proj)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -219,7 +236,7 @@ class UNet(nn.Module):
         self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
 
         def block(cin, cout):
-            return ResBlock(cin, cout, emb_dim, cfg.dropout, cfg.groups, cfg.scale_shift)
+            return ResBlock(cin, cout, emb_dim, cfg.dropout, cfg.groups, cfg.scale_shift, cfg.zero_init_blocks)
 
         self.down = nn.ModuleList()
         skip_channels = [ch0]
@@ -229,7 +246,7 @@ class UNet(nn.Module):
                 layers = [block(ch, ch0 * mult)]
                 ch = ch0 * mult
                 if level in cfg.attention_levels:
-                    layers.append(Attention(ch, cfg.num_heads, cfg.groups))
+                    layers.append(Attention(ch, cfg.num_heads, cfg.groups, cfg.zero_init_blocks))
                 self.down.append(nn.ModuleList(layers))
                 skip_channels.append(ch)
             if level != len(cfg.channel_mults) - 1:
@@ -238,7 +255,7 @@ class UNet(nn.Module):
 
         self.mid = nn.ModuleList([block(ch, ch)])
         if cfg.mid_attention:
-            self.mid.append(Attention(ch, cfg.num_heads, cfg.groups))
+            self.mid.append(Attention(ch, cfg.num_heads, cfg.groups, cfg.zero_init_blocks))
         self.mid.append(block(ch, ch))
 
         self.up = nn.ModuleList()
@@ -247,7 +264,7 @@ class UNet(nn.Module):
                 layers = [block(ch + skip_channels.pop(), ch0 * mult)]
                 ch = ch0 * mult
                 if level in cfg.attention_levels:
-                    layers.append(Attention(ch, cfg.num_heads, cfg.groups))
+                    layers.append(Attention(ch, cfg.num_heads, cfg.groups, cfg.zero_init_blocks))
                 self.up.append(nn.ModuleList(layers))
             if level != 0:
                 self.up.append(nn.ModuleList([Upsample(ch)]))

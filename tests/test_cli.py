@@ -184,3 +184,11 @@ def test_guide_network(tmp_path, capsys):
     ):
         assert main([*argv, *extra]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_zero_init_blocks_flag_reaches_the_checkpoint(tmp_path):
+    ck = tmp_path / "plain.pt"
+    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
+    assert main(["train", "--out", str(ck), "--steps", "1", "--no-zero-init-blocks", *tiny]) == 0
+    model, _, state = model_from_checkpoint(ck)
+    assert state["model_config"]["zero_init_blocks"] is False and model.config.zero_init_blocks is False

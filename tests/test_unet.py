@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -170,3 +171,30 @@ def test_mlp_denoiser():
     assert out.shape == (5, 2) and (out == 0).all()
     with pytest.raises(ValueError, match=r"\(B, 2\)"):
         m(torch.randn(5, 3), torch.arange(5))
+
+
+def test_zero_init_blocks_option():
+    """zero_init_blocks=True (default): every residual block and attention starts as the identity — the whole network
+    then computes conv_out(silu(norm(conv_in(x)))) plus skip convolutions; False keeps PyTorch's default
+    initialisation there; the output layer starts at zero either way, so both output zeros at first. Same weights
+    elsewhere for the same seed; an old checkpoint config without the field loads as True."""
+    from ddpm_utils.unet import ResBlock
+
+    cfg = dataclasses.replace(DIGITS, zero_init_blocks=False)
+    torch.manual_seed(0)
+    zero = UNet(DIGITS)
+    torch.manual_seed(0)
+    plain = UNet(cfg)
+    for (name, a), (_, b) in zip(zero.named_parameters(), plain.named_parameters()):
+        if name.endswith(("conv2.weight", "conv2.bias", "proj.weight", "proj.bias")):
+            assert not a.any() and b.abs().sum() > 0, name
+        else:
+            assert torch.equal(a, b), name  # nothing else moved, and the RNG stream is the same
+    assert not plain.conv_out.weight.any()
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 900])
+    assert not plain(x, t).any() and not zero(x, t).any()
+    block = ResBlock(16, 16, 8, 0.0, 8, False)  # identity at init: skip is the identity when channels agree
+    torch.testing.assert_close(block(x.repeat(1, 16, 1, 1), torch.randn(2, 8)), x.repeat(1, 16, 1, 1))
+    old = {k: v for k, v in DIGITS.to_dict().items() if k != "zero_init_blocks"}
+    assert UNetConfig.from_dict(old).zero_init_blocks is True
+    assert UNetConfig.from_dict(cfg.to_dict()) == cfg
