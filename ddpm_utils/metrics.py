@@ -315,12 +315,11 @@ def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
     'class_mix_tv' is how far the samples' class mix is from the
     training digits' (0: the same; 1: no class in common), read against 'class_mix_tv_expected',
     what n real digits give by chance."""
-    test = load_digits("test")
     feats = _features(samples)
-    test_feats, train_feats = _features(test), _features(load_digits("train"))
+    test_feats, train_feats = _features(load_digits("test")), _features(load_digits("train"))
     with torch.no_grad():
         probs = torch.softmax(digits_classifier().head(feats.float()), dim=1)
-    counts = torch.bincount(probs.argmax(1), minlength=10)
+    mix = _mix(feats)  # the same labels as probs.argmax(1)
     ref = reference_scores(min(len(samples), len(load_digits("train"))))
     return {
         "fd": frechet_distance(feats, test_feats),
@@ -334,8 +333,8 @@ def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
         "fd_class_matched_sampling_sd": ref["class_matched_sampling_sd"],
         "class_mix_tv": _class_mix_tv(feats, train_feats),
         "class_mix_tv_expected": ref["class_mix_tv"],
-        "classes_present": int((counts > 0).sum()),
-        "min_class_fraction": (counts.min() / len(samples)).item(),
+        "classes_present": int((mix > 0).sum()),
+        "min_class_fraction": mix.min().item(),
         "confidence": probs.max(1).values.mean().item(),
         **nearest_neighbour_check(samples),
     }

@@ -73,6 +73,9 @@ class UNetConfig:
                 )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        for name in ("mid_attention", "scale_shift", "zero_init_blocks"):  # "false" from a file would be truthy
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     @property
     def downsample_factor(self) -> int:

@@ -131,7 +131,7 @@ def test_summarise_reports_averages_and_spreads():
     assert summary["too_close"] == pytest.approx(sum(r["too_close"] for r in reports) / 3)
     matched = torch.tensor([r["fd_class_matched"] for r in reports], dtype=torch.float64)
     assert summary["fd_class_matched_each"] == pytest.approx(matched.tolist())
-    assert summary["fd_class_matched_sd"] == pytest.approx(matched.std().item(), nan_ok=True)
+    assert summary["fd_class_matched_sd"] == pytest.approx(matched.std().item()) and summary["fd_class_matched_sd"] > 0
     with pytest.raises(ValueError, match="at least one"):
         summarise_reports([])
 

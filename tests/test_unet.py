@@ -158,6 +158,8 @@ def test_bad_inputs_and_configs():
         UNetConfig(channel_mults=(1, 2), attention_levels=(2,))
     with pytest.raises(ValueError, match="unknown UNetConfig fields"):
         UNetConfig.from_dict({"base_chanels": 3})
+    with pytest.raises(TypeError, match="zero_init_blocks must be True or False, got 'false'"):
+        UNetConfig.from_dict({**DIGITS.to_dict(), "zero_init_blocks": "false"})
 
 
 def test_config_round_trip_and_defaults():
