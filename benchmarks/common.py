@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import platform
 import statistics
 import time
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ddpm_utils.data import load_digits
+from ddpm_utils.training import training_losses
 from ddpm_utils.unet import DIGITS, UNet
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -131,3 +134,96 @@ def timed(fn, n: int) -> float:
     for _ in range(n):
         fn()
     return time.perf_counter() - start
+
+
+class DiffusersEmbeddingUNet(UNet):
+    """ddpm_utils' UNet with diffusers' timestep embedding: [cos, sin] (flip_sin_to_cos=True) and frequencies
+    10000^(-i / half) (freq_shift=0), against ours [sin, cos] and 10000^(-i / (half - 1)). With weights from
+    `ours_from_diffusers` it computes the same function as the diffusers network they came from."""
+
+    def embedding(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        half = self.config.base_channels // 2
+        args = t.float()[:, None] * torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device) / half)
+        return self.time_mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=1).to(dtype))
+
+
+def _diffusers_layers(net) -> tuple[list, list, list]:
+    """diffusers UNet2DModel's modules in ddpm_utils.UNet's order: one list per entry of its down, mid and up."""
+
+    def blocks(block_list, resample):
+        out = []
+        for block in block_list:
+            attentions = getattr(block, "attentions", None) or [None] * len(block.resnets)
+            out += [[r] + ([a] if a is not None else []) for r, a in zip(block.resnets, attentions)]
+            if getattr(block, resample, None):
+                out.append([getattr(block, resample)[0]])
+        return out
+
+    mid = net.mid_block
+    return (
+        blocks(net.down_blocks, "downsamplers"),
+        [mid.resnets[0], mid.attentions[0], mid.resnets[1]],
+        blocks(net.up_blocks, "upsamplers"),
+    )
+
+
+@torch.no_grad()
+def ours_from_diffusers(net, ours: UNet) -> UNet:
+    """Copy the weights of diffusers' `net` (a UNet2DModel of the same architecture) into `ours`, module by module
+    (q, k and v stacked into one 1×1 convolution). Returns `ours`; raises if the two layouts do not line up."""
+    from ddpm_utils.unet import Attention, ResBlock
+
+    def copy(dst: torch.nn.Module, src: torch.nn.Module) -> None:
+        for name, p in dst.named_parameters(recurse=False):
+            q = getattr(src, name)
+            if q.shape != p.shape and q.numel() == p.numel():  # a Linear's weight into a 1×1 convolution's
+                q = q.reshape(p.shape)
+            p.copy_(q)
+
+    def layer(dst: torch.nn.Module, src: torch.nn.Module) -> None:
+        if isinstance(dst, ResBlock):
+            pairs = [("norm1", "norm1"), ("conv1", "conv1"), ("emb", "time_emb_proj"), ("norm2", "norm2")]
+            pairs += [("conv2", "conv2")] + ([("skip", "conv_shortcut")] if src.conv_shortcut is not None else [])
+            for a, b in pairs:
+                copy(getattr(dst, a), getattr(src, b))
+        elif isinstance(dst, Attention):
+            copy(dst.norm, src.group_norm)
+            dst.qkv.weight.copy_(torch.cat([src.to_q.weight, src.to_k.weight, src.to_v.weight])[:, :, None, None])
+            dst.qkv.bias.copy_(torch.cat([src.to_q.bias, src.to_k.bias, src.to_v.bias]))
+            copy(dst.proj, src.to_out[0])
+        else:  # Downsample / Upsample
+            copy(dst.conv, src.conv)
+
+    down, mid, up = _diffusers_layers(net)
+    ours_down, ours_up = [list(m) for m in ours.down], [list(m) for m in ours.up]
+    if [len(m) for m in ours_down] != [len(m) for m in down] or [len(m) for m in ours_up] != [len(m) for m in up]:
+        raise ValueError("the two networks' layouts differ")
+    for dst, src in zip([*sum(ours_down, []), *ours.mid, *sum(ours_up, [])], [*sum(down, []), *mid, *sum(up, [])]):
+        layer(dst, src)
+    copy(ours.time_mlp[0], net.time_embedding.linear_1)
+    copy(ours.time_mlp[2], net.time_embedding.linear_2)
+    for a, b in (("conv_in", "conv_in"), ("norm_out", "conv_norm_out"), ("conv_out", "conv_out")):
+        copy(getattr(ours, a), getattr(net, b))
+    return ours
+
+
+def held_out_set(schedule, draws: int = 2, timesteps: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x0, t, ε) for the held-out loss: every test digit at `timesteps` stratified t, `draws` noises each."""
+    test = load_digits("test")
+    t_grid = ((torch.arange(timesteps) + 0.5) * schedule.num_steps / timesteps).long()
+    x0 = test.repeat(timesteps * draws, 1, 1, 1)
+    t = t_grid.repeat_interleave(len(test)).repeat(draws)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1234))
+    return x0, t, noise
+
+
+@torch.no_grad()
+def held_out_loss(model, schedule, batch) -> float:
+    """Mean L_simple (ε-prediction) of `model` over `held_out_set`'s examples: FD_digits' spread between training
+    runs hides differences of a percent or two here (benchmarks/per_step.py)."""
+    x0, t, noise = batch
+    losses = [
+        training_losses(model, schedule, a, b, c).sum()
+        for a, b, c in zip(x0.split(1024), t.split(1024), noise.split(1024))
+    ]
+    return float(sum(losses) / len(x0))

@@ -16,7 +16,8 @@ both networks alike; `w:LO-HI` guides only at timesteps LO..HI (`Guided(..., int
 With several `--seeds` each score is the mean over that many sample sets. A second table gives the
 class-matched FD_digits (`evaluate_samples`' 'fd_class_matched': samples reweighted to the test split's
 class mix), whose floor spreads about a third as much, so that it separates the two networks' digits
-more sharply; the class mix itself is in the JSON line ('class_mix_tv').
+more sharply; the class mix itself is in the JSON line ('class_mix_tv'). A third gives each network's held-out
+L_simple (`common.held_out_loss`), which separates differences that FD_digits cannot (per_step.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import argparse
 import time
 
 import torch
-from common import call, diffusers_digits, floor_text, ours_digits, record
+from common import call, diffusers_digits, floor_text, held_out_loss, held_out_set, ours_digits, record
 
 import ddpm_utils as du
 
@@ -113,6 +114,7 @@ def main():
             trainer = train_for(build, minutes, data)
             row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
             ema = trainer.ema.eval()
+            row["held_out"] = held_out_loss(ema, trainer.schedule, held_out_set(trainer.schedule))
             for setting in args.guidance:
                 w, interval = parse_guidance(setting)
                 model = du.Guided(ema, gaussian.denoiser(trainer.schedule), w, interval=interval)
@@ -125,6 +127,9 @@ def main():
                         row[key + suffix(setting) + "_class_mix_tv"] = scores["class_mix_tv"]
             rows.append(row)
             print(row, flush=True)
+    print("\nheld-out L_simple of each EMA network (test digits, 16 timesteps, fixed noise; lower is better)")
+    for r in rows:
+        print(f"{r['minutes']:7.1f} {r['network']:<11} {r['steps']:6d} {r['held_out']:10.5f}")
     floors = {n: du.metrics.reference_scores(n) for n in {args.n, args.ddpm_n} if n}
     for title, tail in (("FD_digits", ""), ("class-matched FD_digits", "_class_matched")):
         print(f"\n{title} (lower is better)")

@@ -1,4 +1,4 @@
-"""Run every CPU benchmark in turn (about two hours on a 2-core CPU, most of it the five quality scripts)."""
+"""Run every CPU benchmark in turn (about two and a quarter hours on a 2-core CPU, most of it the quality scripts)."""
 
 import subprocess
 import sys
@@ -11,6 +11,7 @@ SCRIPTS = (
     "sample_throughput.py",
     "scaling.py",
     "quality_per_minute.py",
+    "per_step.py",
     "quality_by_timestep.py",
     "training_recipes.py",
     "augmentation.py",

@@ -103,3 +103,39 @@ def test_bf16_training_step_updates_float32_master_weights_like_the_float32_step
     # the bf16 weights took the float32 update (0.97 measured; about 0 with the copy-back removed)
     assert cosine.item() > 0.9, cosine.item()
     assert low_update.norm().item() == pytest.approx(update.norm().item(), rel=0.1)
+
+
+def test_held_out_loss_is_the_mean_l_simple_over_every_test_digit_at_every_stratified_timestep():
+    sys.path.insert(0, str(BENCHMARKS))
+    from common import held_out_loss, held_out_set
+
+    import ddpm_utils as du
+
+    schedule = du.make_schedule("linear", 1000)
+    x0, t, noise = held_out_set(schedule, draws=2, timesteps=4)
+    test = du.load_digits("test")
+    assert sorted(t.unique().tolist()) == [125, 375, 625, 875]  # bucket midpoints
+    for step in (125, 875):  # every test digit, twice, at each timestep, with different noise
+        assert torch.equal(x0[t == step], test.repeat(2, 1, 1, 1))
+    assert not torch.equal(noise[t == 125][: len(test)], noise[t == 125][len(test) :])
+    # brute force: an untrained network (ε̂ = 0) has loss ‖ε‖² per pixel; a perfect ε̂ has 0
+    zero = du.UNet(du.UNetConfig(base_channels=16, groups=8, num_heads=2, num_res_blocks=1))
+    assert held_out_loss(zero, schedule, (x0, t, noise)) == pytest.approx(noise.pow(2).mean().item(), rel=1e-5)
+
+    # ε̂ = x_t: loss ‖ε - x_t‖², x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε written out in float64 (checks each example's t)
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)[t].view(-1, 1, 1, 1)
+    xt = abar.sqrt() * x0.double() + (1 - abar).sqrt() * noise.double()
+    identity = lambda xt_, t_: xt_  # noqa: E731
+    want = (noise.double() - xt).pow(2).mean().item()
+    assert held_out_loss(identity, schedule, (x0, t, noise)) == pytest.approx(want, rel=1e-5)
+
+
+def test_per_step_train_settings_take_the_fields_type_and_refuse_unknown_fields():
+    sys.path.insert(0, str(BENCHMARKS))
+    from per_step import train_setting
+
+    assert train_setting("lr=4e-3") == ("lr", 0.004)
+    assert train_setting("warmup_steps=10") == ("warmup_steps", 10)
+    assert train_setting("schedule=cosine") == ("schedule", "cosine")
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        train_setting("learning_rate=1e-3")

@@ -200,3 +200,24 @@ def test_zero_init_blocks_option():
     old = {k: v for k, v in DIGITS.to_dict().items() if k != "zero_init_blocks"}
     assert UNetConfig.from_dict(old).zero_init_blocks is True
     assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    "config, peer, channels, size", [(DIGITS, diffusers_digits, 1, 8), (DDPM_CIFAR10, diffusers_cifar, 3, 32)]
+)
+def test_with_diffusers_weights_and_embedding_it_is_diffusers_network(config, peer, channels, size):
+    """Peer oracle for the whole forward pass: diffusers' UNet2DModel's weights copied into ours (benchmarks'
+    `ours_from_diffusers`), with diffusers' timestep embedding, give diffusers' output; with ours they do not."""
+    pytest.importorskip("diffusers")
+    from common import DiffusersEmbeddingUNet, call, ours_from_diffusers
+
+    torch.manual_seed(0)
+    theirs = peer().eval()
+    x, t = torch.randn(3, channels, size, size), torch.tensor([0, 321, 999])
+    with torch.no_grad():
+        want = call(theirs, x, t)
+        got = ours_from_diffusers(theirs, DiffusersEmbeddingUNet(config)).eval()(x, t)
+        other = ours_from_diffusers(theirs, UNet(config)).eval()(x, t)
+    assert want.abs().mean() > 0.1  # diffusers does not zero its output layer: a real output to compare
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-5)
+    assert (other - want).abs().max() > 1e-2  # the embedding is the one difference left, and it shows
