@@ -49,7 +49,9 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    ema_decay: float = 0.999  # reached after a warm-up: decay_k = min(ema_decay, (1 + k) / (10 + k))
+    # reached after a warm-up: decay_k = min(ema_decay, (1 + k) / (10 + k)), so 0.999 only from about step 9,000; a
+    # shorter run (3 minutes of digits is ~2,500 steps) averages over about its last k / 9 steps whatever this says
+    ema_decay: float = 0.999
     max_steps: int = 2000
     max_minutes: float | None = None  # stop after this much wall-clock time, whichever comes first
     seed: int = 0
