@@ -8,6 +8,7 @@ on the same batches (the trainer's generator is seeded by `--seeds`, whatever th
   ours                ddpm_utils' UNet as shipped (zero-initialised output and residual branches)
   ours_default_init   the same with `zero_init_blocks=False` (only the output layer starts at zero)
   ours_no_zero        the same with the output layer at PyTorch's default initialisation too
+  ours_dropout        ddpm_utils' UNet with dropout 0.1 in its residual blocks
   ours_dinit          ddpm_utils' UNet holding diffusers' initial weights (`ours_from_diffusers`)
   ours_dfunc          the same with diffusers' timestep embedding: diffusers' function, our code
   diffusers           diffusers' UNet2DModel
@@ -45,6 +46,8 @@ def build(arm: str) -> torch.nn.Module:
         model = UNet(du.UNetConfig(**{**DIGITS.to_dict(), "zero_init_blocks": False}))
         model.conv_out.reset_parameters()
         return model
+    if arm == "ours_dropout":
+        return UNet(du.UNetConfig(**{**DIGITS.to_dict(), "dropout": 0.1}))
     if arm == "diffusers":
         return Unwrap(diffusers_digits())
     if arm in ("ours_dinit", "ours_dfunc"):
@@ -54,7 +57,7 @@ def build(arm: str) -> torch.nn.Module:
     raise ValueError(f"unknown arm {arm!r}")
 
 
-ARMS = ("ours", "ours_default_init", "ours_no_zero", "ours_dinit", "ours_dfunc", "diffusers")
+ARMS = ("ours", "ours_default_init", "ours_no_zero", "ours_dropout", "ours_dinit", "ours_dfunc", "diffusers")
 
 
 def train_setting(item: str) -> tuple[str, object]:
