@@ -221,6 +221,8 @@ def held_out_set(schedule, draws: int = 2, timesteps: int = 16) -> tuple[torch.T
 def held_out_loss(model, schedule, batch) -> float:
     """Mean L_simple (ε-prediction) of `model` over `held_out_set`'s examples: FD_digits' spread between training
     runs hides differences of a percent or two here (benchmarks/per_step.py)."""
+    if getattr(model, "training", False):  # dropout on: the score would be noisy and lower the network's apparent fit
+        raise ValueError("held_out_loss wants the network in eval mode (call model.eval() first)")
     x0, t, noise = batch
     losses = [
         training_losses(model, schedule, a, b, c).sum()

@@ -67,7 +67,16 @@ def train_setting(item: str) -> tuple[str, object]:
     if key not in fields or not value:
         raise SystemExit(f"--train expects KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
     default = getattr(du.TrainConfig(), key)
-    return key, value if isinstance(default, str) else type(default or 0.0)(float(value))
+    if isinstance(default, str):
+        return key, value
+    if isinstance(default, bool):
+        if value.lower() not in ("true", "false"):
+            raise SystemExit(f"--train {key} takes true or false, got {value!r}")
+        return key, value.lower() == "true"
+    try:
+        return key, type(default or 0.0)(float(value))
+    except ValueError:
+        raise SystemExit(f"--train {key} takes a number, got {value!r}") from None
 
 
 def main():

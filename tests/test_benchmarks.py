@@ -120,6 +120,9 @@ def test_held_out_loss_is_the_mean_l_simple_over_every_test_digit_at_every_strat
     assert not torch.equal(noise[t == 125][: len(test)], noise[t == 125][len(test) :])
     # brute force: an untrained network (ε̂ = 0) has loss ‖ε‖² per pixel; a perfect ε̂ has 0
     zero = du.UNet(du.UNetConfig(base_channels=16, groups=8, num_heads=2, num_res_blocks=1))
+    with pytest.raises(ValueError, match="eval mode"):  # a network in training mode (dropout on) is refused
+        held_out_loss(zero, schedule, (x0, t, noise))
+    zero.eval()
     assert held_out_loss(zero, schedule, (x0, t, noise)) == pytest.approx(noise.pow(2).mean().item(), rel=1e-5)
 
     # ε̂ = x_t: loss ‖ε - x_t‖², x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε written out in float64 (checks each example's t)
@@ -137,5 +140,10 @@ def test_per_step_train_settings_take_the_fields_type_and_refuse_unknown_fields(
     assert train_setting("lr=4e-3") == ("lr", 0.004)
     assert train_setting("warmup_steps=10") == ("warmup_steps", 10)
     assert train_setting("schedule=cosine") == ("schedule", "cosine")
+    assert train_setting("channels_last=False") == ("channels_last", False)
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         train_setting("learning_rate=1e-3")
+    with pytest.raises(SystemExit, match="takes a number"):
+        train_setting("lr=fast")
+    with pytest.raises(SystemExit, match="true or false"):
+        train_setting("amp=0")
