@@ -19,7 +19,7 @@ import torch
 
 from ddpm_utils.data import load_digits
 from ddpm_utils.training import training_losses
-from ddpm_utils.unet import DIGITS, UNet
+from ddpm_utils.unet import DIGITS, UNet, UNetConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,8 +58,11 @@ def floor_text(ref: dict) -> str:
     )
 
 
-def ours_digits(channels_last: bool = True) -> torch.nn.Module:
-    model = UNet(DIGITS)
+def ours_digits(channels_last: bool = True, dropout: float | None = None) -> torch.nn.Module:
+    """ddpm_utils' UNet at DIGITS (0.70M parameters); `dropout` replaces DIGITS' rate (0.1) in the residual blocks.
+    The speed comparisons pass dropout=0.0: the diffusers anchor (`diffusers_digits`) has none."""
+    config = DIGITS if dropout is None else UNetConfig(**{**DIGITS.to_dict(), "dropout": dropout})
+    model = UNet(config)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

@@ -5,10 +5,11 @@
 Every arm trains by the same loop (`ddpm_utils.Trainer`, default recipe) for the same number of steps,
 on the same batches (the trainer's generator is seeded by `--seeds`, whatever the network). The arms:
 
-  ours                ddpm_utils' UNet as shipped (zero-initialised output and residual branches)
+  ours                ddpm_utils' UNet as shipped (zero-initialised output and residual branches), without dropout
+                      (DIGITS before session 14; every arm but ours_dropout has none, like diffusers' network)
   ours_default_init   the same with `zero_init_blocks=False` (only the output layer starts at zero)
   ours_no_zero        the same with the output layer at PyTorch's default initialisation too
-  ours_dropout        ddpm_utils' UNet with dropout 0.1 in its residual blocks
+  ours_dropout        ddpm_utils' UNet with dropout 0.1 in its residual blocks (DIGITS since session 14)
   ours_dinit          ddpm_utils' UNet holding diffusers' initial weights (`ours_from_diffusers`)
   ours_dfunc          the same with diffusers' timestep embedding: diffusers' function, our code
   diffusers           diffusers' UNet2DModel
@@ -36,23 +37,25 @@ from quality_per_minute import Unwrap
 import ddpm_utils as du
 from ddpm_utils.unet import DIGITS, UNet
 
+MATCHED = du.UNetConfig(**{**DIGITS.to_dict(), "dropout": 0.0})  # the architecture of diffusers' network
+
 
 def build(arm: str) -> torch.nn.Module:
     if arm == "ours":
-        return UNet(DIGITS)
+        return UNet(MATCHED)
     if arm == "ours_default_init":
-        return UNet(du.UNetConfig(**{**DIGITS.to_dict(), "zero_init_blocks": False}))
+        return UNet(du.UNetConfig(**{**MATCHED.to_dict(), "zero_init_blocks": False}))
     if arm == "ours_no_zero":
-        model = UNet(du.UNetConfig(**{**DIGITS.to_dict(), "zero_init_blocks": False}))
+        model = UNet(du.UNetConfig(**{**MATCHED.to_dict(), "zero_init_blocks": False}))
         model.conv_out.reset_parameters()
         return model
     if arm == "ours_dropout":
-        return UNet(du.UNetConfig(**{**DIGITS.to_dict(), "dropout": 0.1}))
+        return UNet(DIGITS)
     if arm == "diffusers":
         return Unwrap(diffusers_digits())
     if arm in ("ours_dinit", "ours_dfunc"):
         return ours_from_diffusers(
-            diffusers_digits(), (UNet if arm == "ours_dinit" else DiffusersEmbeddingUNet)(DIGITS)
+            diffusers_digits(), (UNet if arm == "ours_dinit" else DiffusersEmbeddingUNet)(MATCHED)
         )
     raise ValueError(f"unknown arm {arm!r}")
 

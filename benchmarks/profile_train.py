@@ -51,7 +51,7 @@ def main():
     torch.manual_seed(0)
     data, schedule = du.load_digits("train"), du.make_schedule("linear", 1000)
     out = {}
-    for name, model, cl in (("diffusers", diffusers_digits(), False), ("ddpm_utils", ours_digits(), True)):
+    for name, model, cl in (("diffusers", diffusers_digits(), False), ("ddpm_utils", ours_digits(dropout=0.0), True)):
         step, _ = make_step(model, data, schedule, 128, torch.Generator().manual_seed(0), cl)
         with counting_flops() as counter:
             step()

@@ -2,6 +2,7 @@
 
     python benchmarks/quality_per_minute.py [--minutes 3 10] [--n 1000] [--ddpm-n 300]
                                             [--guidance 1 1.25 1.5:100-700] [--seeds 7 8 9]
+                                            [--dropout 0.1]
 
 Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.Trainer`
 with its default `TrainConfig`, for the same wall-clock minutes, one after the other on this
@@ -18,6 +19,8 @@ class-matched FD_digits (`evaluate_samples`' 'fd_class_matched': samples reweigh
 class mix), whose floor spreads about a third as much, so that it separates the two networks' digits
 more sharply; the class mix itself is in the JSON line ('class_mix_tv'). A third gives each network's held-out
 L_simple (`common.held_out_loss`), which separates differences that FD_digits cannot (per_step.py).
+`--dropout p` trains ddpm_utils' network with dropout p in its residual blocks instead of DIGITS' 0.1 (before session
+14 the default had none: `--dropout 0` reproduces it); diffusers' network stays the anchor's, without dropout.
 """
 
 from __future__ import annotations
@@ -104,12 +107,14 @@ def main():
         "--guidance", type=guidance_setting, nargs="+", default=["1"], help="weights w or w:LO-HI (1: none)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[7], help="sampling seeds; scores are means")
+    parser.add_argument("--dropout", type=float, default=None, help="ddpm_utils' dropout (default: DIGITS', 0.1)")
     args = parser.parse_args()
     data = du.load_digits("train")
     gaussian = du.GaussianData.fit(data)
     rows = []
     for minutes in args.minutes:
-        for name, build in (("ddpm_utils", ours_digits), ("diffusers", lambda: Unwrap(diffusers_digits()))):
+        ours = ("ddpm_utils", lambda: ours_digits(dropout=args.dropout))
+        for name, build in (ours, ("diffusers", lambda: Unwrap(diffusers_digits()))):
             start = time.perf_counter()
             trainer = train_for(build, minutes, data)
             row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
@@ -160,6 +165,7 @@ def main():
             "floors": floors,
             "guidance": args.guidance,
             "seeds": args.seeds,
+            "dropout": args.dropout,
         },
     )
 

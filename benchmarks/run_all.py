@@ -16,6 +16,7 @@ SCRIPTS = (
     "training_recipes.py",
     "augmentation.py",
     "sampler_steps.py",
+    "checkpoint_quality.py",
     "notebook_times.py",
 )
 for script in SCRIPTS:

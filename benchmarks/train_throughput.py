@@ -59,7 +59,10 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     data, schedule = du.load_digits("train"), du.make_schedule("linear", 1000)
-    nets = {"diffusers UNet2DModel": diffusers_digits(), "ddpm_utils UNet": ours_digits(channels_last=False)}
+    nets = {
+        "diffusers UNet2DModel": diffusers_digits(),
+        "ddpm_utils UNet": ours_digits(channels_last=False, dropout=0.0),
+    }
     # bf16 copies start from the same weights, so their losses can be compared with the float32 ones
     bf16_nets = {f"{name}, bf16": copy.deepcopy(net) for name, net in nets.items()} if args.bf16 else {}
     nets["ddpm_utils UNet"] = nets["ddpm_utils UNet"].to(memory_format=torch.channels_last)
@@ -69,7 +72,7 @@ def main():
     }
     for name, net in bf16_nets.items():  # both faster contiguous than channels-last in bf16 (measured)
         contenders[name] = make_step(net, data, schedule, args.batch, torch.Generator().manual_seed(0), False, True)
-    trainer = du.Trainer(du.UNet(du.DIGITS), data, du.TrainConfig(max_steps=10**6))
+    trainer = du.Trainer(ours_digits(channels_last=False, dropout=0.0), data, du.TrainConfig(max_steps=10**6))
     fns = {name: (lambda s=s: args.batch * args.steps / timed(s, args.steps)) for name, (s, _) in contenders.items()}
     fns["ddpm_utils Trainer (EMA, clip, logs)"] = lambda: (
         args.batch * args.steps / timed(trainer.train_step, args.steps)

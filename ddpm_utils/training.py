@@ -10,7 +10,8 @@
 `training_losses` is steps 2-5's loss for given (x_0, t, ε); `Trainer` runs the loop. Under
 `torchrun` (torch.distributed initialised), every rank draws the same global batch from the same
 generator and keeps its own slice, and DDP averages the gradients: a step on N ranks with batch B
-each equals a step on one process with batch N·B, and a checkpoint resumes on any number of ranks.
+each equals a step on one process with batch N·B (for a network without dropout: each rank draws its own
+dropout masks), and a checkpoint resumes on any number of ranks.
 """
 
 from __future__ import annotations

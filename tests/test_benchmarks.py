@@ -55,7 +55,7 @@ def test_augmentation_shifts_and_mirrors_like_a_loop_and_the_labelled_unet_reduc
     assert torch.equal(same, x0) and not none.any()
 
     torch.manual_seed(0)
-    labelled, plain = LabelledUNet(), UNet()
+    labelled, plain = LabelledUNet().eval(), UNet().eval()  # eval: the default network has dropout
     for p in labelled.parameters():
         torch.nn.init.normal_(p, std=0.1)
     missing = plain.load_state_dict({k: v for k, v in labelled.state_dict().items() if "augment_map" not in k})
@@ -74,6 +74,7 @@ def test_bf16_training_step_updates_float32_master_weights_like_the_float32_step
     """train_throughput.py --bf16: AdamW steps float32 master weights from the bf16 gradients and copies them back;
     two steps from the same weights and batches land where the float32 steps do, to bf16 precision."""
     import copy
+    import dataclasses
 
     sys.path.insert(0, str(BENCHMARKS))
     from train_throughput import make_step
@@ -82,7 +83,7 @@ def test_bf16_training_step_updates_float32_master_weights_like_the_float32_step
 
     torch.manual_seed(0)
     data, schedule = du.load_digits("train"), du.make_schedule("linear", 1000)
-    ref = du.UNet(du.DIGITS)
+    ref = du.UNet(dataclasses.replace(du.DIGITS, dropout=0.0))  # as train_throughput.py: no random masks
     low = copy.deepcopy(ref)
     before = torch.cat([p.detach().flatten() for p in ref.parameters()])
     losses = {}
