@@ -2,7 +2,7 @@
 
     python benchmarks/quality_per_minute.py [--minutes 3 10] [--n 1000] [--ddpm-n 300]
                                             [--guidance 1 1.25 1.5:100-700] [--seeds 7 8 9]
-                                            [--dropout 0.1]
+                                            [--dropout 0.1] [--train-seed 1]
 
 Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.Trainer`
 with its default `TrainConfig`, for the same wall-clock minutes, one after the other on this
@@ -46,8 +46,9 @@ class Unwrap(torch.nn.Module):
 
 
 def train_for(build, minutes: float, data: torch.Tensor, **config) -> du.Trainer:
-    """The default recipe (`Trainer`, `TrainConfig` with `config`'s changes) on `build()`'s network for `minutes`."""
-    torch.manual_seed(0)
+    """The default recipe (`Trainer`, `TrainConfig` with `config`'s changes) on `build()`'s network for `minutes`;
+    the training seed (initial weights, batches, dropout masks) is `config`'s 'seed', 0 unless given."""
+    torch.manual_seed(config.get("seed", 0))
     trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6, **config))
     return trainer.train(max_minutes=minutes, progress=False)
 
@@ -107,6 +108,7 @@ def main():
         "--guidance", type=guidance_setting, nargs="+", default=["1"], help="weights w or w:LO-HI (1: none)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[7], help="sampling seeds; scores are means")
+    parser.add_argument("--train-seed", type=int, default=0, help="seed of both networks' training runs")
     parser.add_argument("--dropout", type=float, default=None, help="ddpm_utils' dropout (default: DIGITS', 0.1)")
     args = parser.parse_args()
     data = du.load_digits("train")
@@ -116,7 +118,7 @@ def main():
         ours = ("ddpm_utils", lambda: ours_digits(dropout=args.dropout))
         for name, build in (ours, ("diffusers", lambda: Unwrap(diffusers_digits()))):
             start = time.perf_counter()
-            trainer = train_for(build, minutes, data)
+            trainer = train_for(build, minutes, data, seed=args.train_seed)
             row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
             ema = trainer.ema.eval()
             row["held_out"] = held_out_loss(ema, trainer.schedule, held_out_set(trainer.schedule))
@@ -166,6 +168,7 @@ def main():
             "guidance": args.guidance,
             "seeds": args.seeds,
             "dropout": args.dropout,
+            "train_seed": args.train_seed,
         },
     )
 
