@@ -65,6 +65,9 @@ def main():
     rows = []
     for path in args.checkpoints:
         model, schedule, state = model_from_checkpoint(pretrained_path() if path == "digits" else path, ema=True)
+        config = state["model_config"]
+        if config.get("kind", "unet") != "unet" or config["in_channels"] != 1:
+            raise SystemExit(f"{path}: not a digits network (a one-channel UNet), so FD_digits cannot score it")
         prediction = (state.get("train_config") or {}).get("prediction", "eps")
         if prediction != "eps":
             raise SystemExit(
@@ -73,7 +76,7 @@ def main():
         row = {
             "checkpoint": path,
             "step": state["step"],
-            "dropout": state["model_config"].get("dropout", 0.0),
+            "dropout": config.get("dropout", 0.0),
             "held_out": held_out_loss(model.eval(), schedule, held_out_set(schedule)),
         }
         if args.bpd:

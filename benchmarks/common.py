@@ -7,6 +7,7 @@ Ratios are measured side by side in one process, alternating between the contend
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -19,7 +20,7 @@ import torch
 
 from ddpm_utils.data import load_digits
 from ddpm_utils.training import training_losses
-from ddpm_utils.unet import DIGITS, UNet, UNetConfig
+from ddpm_utils.unet import DIGITS, UNet
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -61,8 +62,7 @@ def floor_text(ref: dict) -> str:
 def ours_digits(channels_last: bool = True, dropout: float | None = None) -> torch.nn.Module:
     """ddpm_utils' UNet at DIGITS (0.70M parameters); `dropout` replaces DIGITS' rate (0.1) in the residual blocks.
     The speed comparisons pass dropout=0.0: the diffusers anchor (`diffusers_digits`) has none."""
-    config = DIGITS if dropout is None else UNetConfig(**{**DIGITS.to_dict(), "dropout": dropout})
-    model = UNet(config)
+    model = UNet(DIGITS if dropout is None else dataclasses.replace(DIGITS, dropout=dropout))
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

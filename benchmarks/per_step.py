@@ -27,6 +27,7 @@ FD_digits of 1,000 DDIM-50 (η = 0) samples, a mean over `--sample-seeds` (defau
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -37,16 +38,16 @@ from quality_per_minute import Unwrap
 import ddpm_utils as du
 from ddpm_utils.unet import DIGITS, UNet
 
-MATCHED = du.UNetConfig(**{**DIGITS.to_dict(), "dropout": 0.0})  # the architecture of diffusers' network
+MATCHED = dataclasses.replace(DIGITS, dropout=0.0)  # the architecture of diffusers' network
 
 
 def build(arm: str) -> torch.nn.Module:
     if arm == "ours":
         return UNet(MATCHED)
     if arm == "ours_default_init":
-        return UNet(du.UNetConfig(**{**MATCHED.to_dict(), "zero_init_blocks": False}))
+        return UNet(dataclasses.replace(MATCHED, zero_init_blocks=False))
     if arm == "ours_no_zero":
-        model = UNet(du.UNetConfig(**{**MATCHED.to_dict(), "zero_init_blocks": False}))
+        model = UNet(dataclasses.replace(MATCHED, zero_init_blocks=False))
         model.conv_out.reset_parameters()
         return model
     if arm == "ours_dropout":
