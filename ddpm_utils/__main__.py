@@ -119,7 +119,7 @@ def _guide_network(path, schedule, prediction: str, channels: int):
 def _sample(model, schedule, shape, args, prediction: str = "eps"):
     from .analytic import GaussianData
     from .data import load_dataset
-    from .sampling import Guided, ddim_sample, ddpm_sample, dpm_solver_sample
+    from .sampling import Guided, LowPrecision, ddim_sample, ddpm_sample, dpm_solver_sample
 
     if args.eta != 0 and args.sampler != "ddim":
         raise ValueError(f"--eta applies to the ddim sampler only, not {args.sampler}")
@@ -138,6 +138,8 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
         raise ValueError("--guide needs a guidance weight other than 1 (--guidance)")
     if guide_path is not None and data_name is not None:
         raise ValueError("give --guide (a network) or --guidance-data (a Gaussian fit), not both")
+    if args.bf16:  # before Guided: the guide keeps its own precision
+        model = LowPrecision(model, torch.bfloat16)
     if args.guidance != 1:
         if guide_path is not None:
             guide = _guide_network(guide_path, schedule, prediction, shape[1])
@@ -197,6 +199,8 @@ def cmd_evaluate(args) -> int:
         if args.guidance_interval is not None:
             report["guidance_interval"] = args.guidance_interval
         report["guide"] = args.guide or "gaussian fit of the training digits"
+    if args.bf16:
+        report["network_dtype"] = "bfloat16"
     if args.bpd:  # of the network itself: a guided sampler has no likelihood bound
         test = load_digits("test")
         g = torch.Generator().manual_seed(args.seed)
@@ -289,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         s.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
         s.add_argument("--seed", type=int, default=0)
+        s.add_argument(
+            "--bf16",
+            action="store_true",
+            help="run the network in bfloat16, the sampler in float32: about 1.5x as fast on CPUs with AVX-512 BF16 "
+            "or AMX and on GPUs, slower on other CPUs" + ("; --bpd stays in float32" if name == "evaluate" else ""),
+        )
         s.add_argument(
             "--guidance",
             type=float,

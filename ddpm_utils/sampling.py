@@ -8,6 +8,7 @@ x̂_0 predictions. `model(xt, t)` is any network or callable; t is a (B,) LongTe
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable
@@ -25,6 +26,7 @@ __all__ = [
     "logsnr_timesteps",
     "ddim_invert",
     "Guided",
+    "LowPrecision",
     "SAMPLERS",
 ]
 
@@ -84,6 +86,45 @@ class Guided(torch.nn.Module):
         if inside is None or inside.all():
             return guided
         return torch.where(inside.reshape(-1, *[1] * (out.dim() - 1)), guided, out)
+
+
+class LowPrecision(torch.nn.Module):
+    """A copy of a network that runs in bfloat16 (or float16) for a sampler that keeps float32.
+
+    `LowPrecision(model)(x_t, t)` casts x_t to the low precision, evaluates the copy and returns ε̂ in
+    x_t's dtype, so the sampler's own arithmetic — the update of x_t, the noise it adds, x̂_0 — stays in
+    float32: only the network, where nearly all the time goes, is rounded. bfloat16 keeps float32's
+    range with an 8-bit mantissa, so ε̂ carries a relative error of about 1% (tests/test_sampling.py
+    measures it against float64 on the shipped model; float32's is about 1e-6).
+    Worth it where the hardware computes in bfloat16: on a CPU with AVX-512 BF16 or AMX the digits
+    UNet evaluates about 1.5x as fast (benchmarks/sample_throughput.py --bf16), and on GPUs; on a CPU
+    without them bfloat16 is emulated and slower than float32 (float16, emulated on every CPU, is refused
+    there). On a CPU the copy uses the contiguous
+    memory layout, which is faster than channels-last in bfloat16 there. The model passed in is not
+    changed; wrap the network before `Guided` so that a guide keeps its own precision.
+    """
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        if dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"dtype must be torch.bfloat16 or torch.float16, got {dtype}")
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module (its weights are cast), got {type(model).__name__}")
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+        if dtype == torch.float16 and on_cpu:
+            raise ValueError(
+                "float16 is emulated on CPUs (the digits UNet ran 22x slower than in float32 here); "
+                "use torch.bfloat16 on a CPU"
+            )
+        self.dtype = dtype
+        self.model = copy.deepcopy(model).to(dtype).eval()
+        if on_cpu:
+            self.model.to(memory_format=torch.contiguous_format)
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(xt, torch.Tensor) or not xt.is_floating_point():
+            raise TypeError(f"x_t must be a floating-point tensor, got {getattr(xt, 'dtype', type(xt).__name__)}")
+        return self.model(xt.to(self.dtype), t).to(xt.dtype)
 
 
 def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:

@@ -5,7 +5,15 @@ import sys
 import pytest
 import torch
 
-from ddpm_utils import GaussianData, Guided, ddim_sample, dpm_solver_sample, load_digits, model_from_checkpoint
+from ddpm_utils import (
+    GaussianData,
+    Guided,
+    LowPrecision,
+    ddim_sample,
+    dpm_solver_sample,
+    load_digits,
+    model_from_checkpoint,
+)
 from ddpm_utils.__main__ import main
 from ddpm_utils.metrics import evaluate_samples
 
@@ -60,6 +68,13 @@ def test_train_then_sample(tmp_path, capsys):
     expected = dpm_solver_sample(model, schedule, (4, 1, 8, 8), 3, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
     assert main(["sample", str(ck), "--n", "4", "--sampler", "dpm-solver", "--steps", "0", "--out", str(out)]) == 2
+    # --bf16 samples with the network in bfloat16: what LowPrecision gives, float32 samples near the float32 ones
+    assert main(["sample", str(ck), "--n", "4", "--steps", "3", "--bf16", "--out", str(out)]) == 0
+    low = torch.load(out.with_suffix(".pt"), weights_only=True)
+    g = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(low, ddim_sample(LowPrecision(model), schedule, (4, 1, 8, 8), 3, generator=g))
+    full = ddim_sample(model, schedule, (4, 1, 8, 8), 3, generator=torch.Generator().manual_seed(0))
+    assert low.dtype == torch.float32 and 0 < (low - full).abs().max() < 0.1
     # flags the chosen sampler would ignore are refused, not dropped silently
     assert main(["sample", str(ck), "--n", "4", "--sampler", "dpm-solver", "--eta", "1", "--out", str(out)]) == 2
     assert main(["sample", str(ck), "--n", "4", "--sampler", "ddpm", "--steps", "50", "--out", str(out)]) == 2

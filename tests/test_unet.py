@@ -128,6 +128,18 @@ def test_attention_both_paths_match_float64_softmax_with_gradients(positions, mo
         torch.testing.assert_close(g.double(), g_ref, rtol=1e-4, atol=1e-4)
 
 
+def test_attention_in_bfloat16_takes_its_softmax_in_float32():
+    """bfloat16 in, bfloat16 out, and as close to a float64 softmax as bfloat16 inputs allow (the softmax itself is
+    not rounded to bfloat16: the error is that of rounding q, k, v and the two products)."""
+    torch.manual_seed(4)
+    q, k, v = (torch.randn(64, 8, 16, 8, dtype=torch.float64) for _ in range(3))
+    ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), -1) @ v
+    out = attention(*(t.bfloat16() for t in (q, k, v)))
+    assert out.dtype == torch.bfloat16
+    err = ((out.double() - ref).norm() / ref.norm()).item()
+    assert 1e-4 < err < 1e-2  # rounded (bfloat16 ran), but only by about bfloat16's 2^-8 per operand
+
+
 def test_channels_last_gives_same_output():
     torch.manual_seed(2)
     model = UNet(TINY)
@@ -148,6 +160,8 @@ def test_bad_inputs_and_configs():
         model(torch.zeros(2, 1, 9, 9), t)
     with pytest.raises(TypeError, match="floating-point"):
         model(torch.zeros(2, 1, 8, 8, dtype=torch.long), t)
+    with pytest.raises(TypeError, match="x is torch.float64 but the network's weights are torch.float32"):
+        model(torch.zeros(2, 1, 8, 8, dtype=torch.float64), t)
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         model(torch.zeros(2, 64), t)
     with pytest.raises(ValueError, match="t must be a tensor of shape"):
@@ -173,6 +187,8 @@ def test_mlp_denoiser():
     assert out.shape == (5, 2) and (out == 0).all()
     with pytest.raises(ValueError, match=r"\(B, 2\)"):
         m(torch.randn(5, 3), torch.arange(5))
+    with pytest.raises(TypeError, match="x is torch.float64"):
+        m(torch.randn(5, 2, dtype=torch.float64), torch.arange(5))
 
 
 def test_zero_init_blocks_option():
