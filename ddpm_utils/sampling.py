@@ -94,14 +94,15 @@ class LowPrecision(torch.nn.Module):
     `LowPrecision(model)(x_t, t)` casts x_t to the low precision, evaluates the copy and returns ε̂ in
     x_t's dtype, so the sampler's own arithmetic — the update of x_t, the noise it adds, x̂_0 — stays in
     float32: only the network, where nearly all the time goes, is rounded. bfloat16 keeps float32's
-    range with an 8-bit mantissa, so ε̂ carries a relative error of about 1% (tests/test_sampling.py
-    measures it against float64 on the shipped model; float32's is about 1e-6).
-    Worth it where the hardware computes in bfloat16: on a CPU with AVX-512 BF16 or AMX the digits
-    UNet evaluates about 1.5x as fast (benchmarks/sample_throughput.py --bf16), and on GPUs; on a CPU
-    without them bfloat16 is emulated and slower than float32 (float16, emulated on every CPU, is refused
-    there). On a CPU the copy uses the contiguous
-    memory layout, which is faster than channels-last in bfloat16 there. The model passed in is not
-    changed; wrap the network before `Guided` so that a guide keeps its own precision.
+    range with 8 significant bits, so ε̂ carries a relative error of about 0.5-1% (tests/test_sampling.py
+    measures it against float64 on the shipped model: 6e-3, float32's 2e-7). Rounding x_t as well would
+    lose the small late updates of a 1,000-step sampler (notebook 06 §8 shows it).
+    Worth it where the hardware computes in bfloat16: on a CPU with AVX-512 BF16 or AMX the digits UNet
+    evaluates 1.6-1.9x as fast (benchmarks/sample_throughput.py --bf16), and on GPUs; on a CPU without
+    them bfloat16 is emulated and slower than float32 (float16, emulated on every CPU, is refused there).
+    On a CPU the copy uses the contiguous memory layout, faster than channels-last in bfloat16 there.
+    The model passed in is not changed, and the copy keeps its mode (eval or train); wrap the network
+    before `Guided` so that a guide keeps its own precision.
     """
 
     def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16):
@@ -117,7 +118,7 @@ class LowPrecision(torch.nn.Module):
                 "use torch.bfloat16 on a CPU"
             )
         self.dtype = dtype
-        self.model = copy.deepcopy(model).to(dtype).eval()
+        self.model = copy.deepcopy(model).to(dtype)
         if on_cpu:
             self.model.to(memory_format=torch.contiguous_format)
 

@@ -402,6 +402,15 @@ def test_low_precision_network_against_float64():
     assert b.dtype == torch.float32 and (a - b).abs().mean() < 0.02
 
 
+def test_low_precision_copies_the_network_and_keeps_its_mode():
+    model, _ = load_pretrained("digits")
+    low = LowPrecision(model.eval())
+    assert not low.model.training and low.model is not model
+    assert all(p.dtype == torch.bfloat16 for p in low.model.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert LowPrecision(model.train()).model.training  # dropout stays on if the caller wants it on
+
+
 def test_low_precision_errors():
     model, _ = load_pretrained("digits")
     with pytest.raises(ValueError, match="bfloat16 or torch.float16"):
