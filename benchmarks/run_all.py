@@ -5,10 +5,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = (
-    "train_throughput.py",
+SCRIPTS = (  # each with the options its figures in README.md use
+    "train_throughput.py --bf16",
     "profile_train.py",
-    "sample_throughput.py",
+    "sample_throughput.py --bf16 --rounds 5",
     "scaling.py",
     "quality_per_minute.py",
     "per_step.py",
@@ -21,4 +21,5 @@ SCRIPTS = (
 )
 for script in SCRIPTS:
     print(f"== {script} ==", flush=True)
-    subprocess.run([sys.executable, str(HERE / script)], check=True, cwd=HERE)
+    name, *options = script.split()
+    subprocess.run([sys.executable, str(HERE / name), *options], check=True, cwd=HERE)
