@@ -296,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument(
             "--bf16",
             action="store_true",
-            help="run the network in bfloat16, the sampler in float32: 1.6-1.9x as fast on CPUs with AVX-512 BF16 "
-            "or AMX and on GPUs, slower on other CPUs" + ("; --bpd stays in float32" if name == "evaluate" else ""),
+            help="run the network in bfloat16, the sampler in float32: 1.6-1.9x as fast on a CPU with AVX-512 BF16 "
+            "(measured), slower on CPUs without bfloat16 instructions"
+            + ("; --bpd stays in float32" if name == "evaluate" else ""),
         )
         s.add_argument(
             "--guidance",

@@ -97,9 +97,10 @@ class LowPrecision(torch.nn.Module):
     range with 8 significant bits, so ε̂ carries a relative error of about 0.5-1% (tests/test_sampling.py
     measures it against float64 on the shipped model: 6e-3, float32's 2e-7). Rounding x_t as well would
     lose the small late updates of a 1,000-step sampler (notebook 06 §8 shows it).
-    Worth it where the hardware computes in bfloat16: on a CPU with AVX-512 BF16 or AMX the digits UNet
-    evaluates 1.6-1.9x as fast (benchmarks/sample_throughput.py --bf16), and on GPUs; on a CPU without
-    them bfloat16 is emulated and slower than float32 (float16, emulated on every CPU, is refused there).
+    Worth it where the hardware computes in bfloat16: on the project's CPU (AVX-512 BF16) the digits UNet
+    evaluates 1.6-1.9x as fast (benchmarks/sample_throughput.py --bf16); GPUs compute in it natively (not
+    measured here); on a CPU without such instructions bfloat16 is emulated and slower than float32
+    (float16, emulated on every CPU, is refused there).
     On a CPU the copy uses the contiguous memory layout, faster than channels-last in bfloat16 there.
     The model passed in is not changed, and the copy keeps its mode (eval or train); wrap the network
     before `Guided` so that a guide keeps its own precision.
