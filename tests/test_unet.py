@@ -11,10 +11,12 @@ from ddpm_utils.unet import (
     DIGITS,
     SMALL_ATTENTION,
     Attention,
+    Dropout,
     MLPDenoiser,
     UNet,
     UNetConfig,
     attention,
+    dropout,
     timestep_embedding,
 )
 
@@ -138,6 +140,29 @@ def test_attention_in_bfloat16_takes_its_softmax_in_float32():
     assert out.dtype == torch.bfloat16
     err = ((out.double() - ref).norm() / ref.norm()).item()
     assert 1e-4 < err < 1e-2  # rounded (bfloat16 ran), but only by about bfloat16's 2^-8 per operand
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_has_the_distribution_of_torch_dropout(p):
+    """Each activation is zeroed with probability p (binomial bounds, against F.dropout's own rate on the same
+    tensor), survivors are scaled by exactly 1/(1-p), the gradient is the same mask, the layout is kept; identity
+    in eval mode or at p = 0."""
+    torch.manual_seed(5)
+    x = (torch.rand(128, 32, 8, 8) + 0.5).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y = dropout(x, p, training=True)
+    dropped = (y == 0).float().mean().item()
+    reference = (torch.nn.functional.dropout(x, p, training=True) == 0).float().mean().item()
+    bound = 5 * (p * (1 - p) / x.numel()) ** 0.5
+    assert abs(dropped - p) < bound and abs(reference - p) < bound
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, (y != 0).float() / (1 - p))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
+    layer = Dropout(p)
+    assert layer.eval()(x) is x and (layer.train()(x) == 0).any()
+    assert dropout(x.detach().bfloat16(), p, training=True).dtype == torch.bfloat16
 
 
 def test_channels_last_gives_same_output():
