@@ -137,9 +137,10 @@ def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout [Srivastava et al. 2014]: in training, zero each activation with probability p and scale the
     survivors by 1 / (1 - p), so that every activation keeps its expected value; the identity otherwise.
 
-    The same distribution as `F.dropout`, written out for the CPU: there PyTorch draws its Bernoulli mask one bool at
-    a time, which cost 6-9 ms of a digits training step, against 4-7 ms for a mask compared from float32 uniforms
-    (the step 4-10% faster; benchmarks/README.md, session 15). On other devices `F.dropout` (a fused kernel) is used.
+    The same distribution as `F.dropout`, written out for the CPU: there PyTorch's Bernoulli mask of bools (2.2x as
+    slow to draw as float32 uniforms here) cost 6-9 ms of a digits training step, against 4-7 ms for a mask compared
+    from float32 uniforms (the step 4-10% faster; benchmarks/README.md, session 15). On other devices `F.dropout` (a
+    fused kernel) is used.
     """
     if not training or p == 0.0:
         return h
