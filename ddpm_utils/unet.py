@@ -142,6 +142,8 @@ def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     from float32 uniforms (the step 4-10% faster; benchmarks/README.md, session 15). On other devices `F.dropout` (a
     fused kernel) is used.
     """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
     if not training or p == 0.0:
         return h
     if h.device.type != "cpu":
@@ -155,6 +157,8 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
         self.p = p
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

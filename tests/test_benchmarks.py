@@ -1,6 +1,7 @@
 """Benchmark scripts' own parts: the GPU script runs end to end (on the CPU, in miniature), so that a lent GPU's time
 goes to figures, not fixes; the augmentation screen's transform and network are what they claim."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,6 @@ def test_bf16_training_step_updates_float32_master_weights_like_the_float32_step
     """train_throughput.py --bf16: AdamW steps float32 master weights from the bf16 gradients and copies them back;
     two steps from the same weights and batches land where the float32 steps do, to bf16 precision."""
     import copy
-    import dataclasses
 
     sys.path.insert(0, str(BENCHMARKS))
     from train_throughput import make_step

@@ -17,6 +17,7 @@ from ddpm_utils import (
     load_pretrained,
     make_schedule,
     p_mean_variance,
+    q_sample,
 )
 from ddpm_utils.sampling import (
     Guided,
@@ -383,9 +384,7 @@ def test_low_precision_network_against_float64():
     test = load_digits("test")
     g = generator(0)
     t = torch.randint(0, schedule.num_steps, (len(test),), generator=g)
-    noise = torch.randn(test.shape, generator=g)
-    ab = schedule.alpha_bars.float()[t].view(-1, 1, 1, 1)
-    xt = ab.sqrt() * test + (1 - ab).sqrt() * noise
+    xt = q_sample(schedule, test, t, generator=g)
     with torch.no_grad():
         ref = copy.deepcopy(model).double()(xt.double(), t)
         full, low = model(xt, t), LowPrecision(model)(xt, t)

@@ -163,6 +163,11 @@ def test_dropout_has_the_distribution_of_torch_dropout(p):
     layer = Dropout(p)
     assert layer.eval()(x) is x and (layer.train()(x) == 0).any()
     assert dropout(x.detach().bfloat16(), p, training=True).dtype == torch.bfloat16
+    for bad in (-0.1, 1.0):  # a negative p would silently scale every activation; p = 1 divides by zero
+        with pytest.raises(ValueError, match=r"dropout probability must lie in \[0, 1\)"):
+            dropout(x, bad, training=True)
+        with pytest.raises(ValueError, match="dropout probability"):
+            Dropout(bad)
 
 
 def test_channels_last_gives_same_output():
