@@ -19,6 +19,13 @@ class-matched FD_digits (`evaluate_samples`' 'fd_class_matched': samples reweigh
 class mix), whose floor spreads about a third as much, so that it separates the two networks' digits
 more sharply; the class mix itself is in the JSON line ('class_mix_tv'). A third gives each network's held-out
 L_simple (`common.held_out_loss`), which separates differences that FD_digits cannot (per_step.py).
+`--anchors same-recipe example-recipe` adds a third row per length: diffusers' network trained the way diffusers'
+own example trains it (`examples/unconditional_image_generation/train_unconditional.py`'s defaults at the issue's
+batch of 128: AdamW lr 1e-4, betas (0.95, 0.999), weight decay 1e-6, 500 warm-up steps then a cosine decay, EMA with
+diffusers' `EMAModel` warm-up (inv_gamma 1, power 3/4, at most 0.9999), gradients clipped at 1, shuffled epochs,
+`DDPMScheduler`'s linear betas; no random flip, which would mirror the digits) — the anchor as a learner who picks
+diffusers instead of this course would train it. Its cosine runs over the minutes left after the warm-up, as ours
+runs over the whole budget. `same-recipe` (the default) is the network-for-network comparison above.
 `--dropout p` trains ddpm_utils' network with dropout p in its residual blocks instead of DIGITS' 0.1 (before session
 14 the default had none: `--dropout 0` reproduces it); diffusers' network stays the anchor's, without dropout.
 """
@@ -26,9 +33,11 @@ L_simple (`common.held_out_loss`), which separates differences that FD_digits ca
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 import torch
+import torch.nn.functional as F
 from common import call, diffusers_digits, floor_text, held_out_loss, held_out_set, ours_digits, record
 
 import ddpm_utils as du
@@ -51,6 +60,80 @@ def train_for(build, minutes: float, data: torch.Tensor, **config) -> du.Trainer
     torch.manual_seed(config.get("seed", 0))
     trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6, **config))
     return trainer.train(max_minutes=minutes, progress=False)
+
+
+# diffusers' examples/unconditional_image_generation/train_unconditional.py: its argument defaults, at batch 128
+EXAMPLE_RECIPE = {
+    "lr": 1e-4,
+    "warmup_steps": 500,
+    "betas": (0.95, 0.999),
+    "weight_decay": 1e-6,
+    "eps": 1e-8,
+    "ema_max_decay": 0.9999,
+    "ema_inv_gamma": 1.0,
+    "ema_power": 0.75,
+    "grad_clip": 1.0,
+    "batch_size": 128,
+}
+
+
+def example_lr_factor(step: int, progress: float, warmup_steps: int = EXAMPLE_RECIPE["warmup_steps"]) -> float:
+    """diffusers' `get_cosine_schedule_with_warmup` (one half-cosine): step / warmup during the warm-up, then
+    0.5 (1 + cos(π progress)), `progress` in [0, 1] being the fraction of the run after the warm-up that is done."""
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def train_diffusers_example(
+    minutes: float, data: torch.Tensor, seed: int = 0, **changes
+) -> tuple[torch.nn.Module, int]:
+    """diffusers' network trained for `minutes` by diffusers' own example recipe (`EXAMPLE_RECIPE`, with `changes`),
+    with its own `DDPMScheduler.add_noise` and `EMAModel`. Returns the EMA network (in eval mode, returning tensors)
+    and the number of optimiser steps."""
+    from diffusers import DDPMScheduler
+    from diffusers.training_utils import EMAModel
+
+    unknown = set(changes) - set(EXAMPLE_RECIPE)
+    if unknown:
+        raise ValueError(f"unknown recipe fields {sorted(unknown)}; expected some of {sorted(EXAMPLE_RECIPE)}")
+    r = {**EXAMPLE_RECIPE, **changes}
+    torch.manual_seed(seed)
+    net = diffusers_digits()
+    noise_scheduler = DDPMScheduler(num_train_timesteps=1000)  # linear betas 1e-4 .. 0.02, ε-prediction
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=r["lr"], betas=r["betas"], weight_decay=r["weight_decay"], eps=r["eps"]
+    )
+    ema = EMAModel(
+        net.parameters(),
+        decay=r["ema_max_decay"],
+        use_ema_warmup=True,
+        inv_gamma=r["ema_inv_gamma"],
+        power=r["ema_power"],
+    )
+    generator = torch.Generator().manual_seed(seed)
+    batches: list[torch.Tensor] = []
+    step, start, warm_end = 0, time.perf_counter(), 0.0
+    while (elapsed := (time.perf_counter() - start) / 60) < minutes:
+        if step == r["warmup_steps"]:
+            warm_end = elapsed
+        progress = (elapsed - warm_end) / max(minutes - warm_end, 1e-9)
+        for group in optimizer.param_groups:
+            group["lr"] = r["lr"] * example_lr_factor(step, progress, r["warmup_steps"])
+        if not batches:  # a new epoch: shuffled, in batches of 128 and a last, smaller one (DataLoader(shuffle=True))
+            batches = list(torch.randperm(len(data), generator=generator).split(r["batch_size"]))
+        x0 = data[batches.pop(0)]
+        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
+        loss = F.mse_loss(call(net, noise_scheduler.add_noise(x0, noise, t), t).float(), noise.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), r["grad_clip"])
+        optimizer.step()
+        ema.step(net.parameters())
+        step += 1
+    ema.copy_to(net.parameters())
+    return Unwrap(net).eval(), step
 
 
 def parse_guidance(setting: str) -> tuple[float, tuple[int, int] | None]:
@@ -110,25 +193,40 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[7], help="sampling seeds; scores are means")
     parser.add_argument("--train-seed", type=int, default=0, help="seed of both networks' training runs")
     parser.add_argument("--dropout", type=float, default=None, help="ddpm_utils' dropout (default: DIGITS', 0.1)")
+    parser.add_argument(
+        "--anchors",
+        nargs="+",
+        choices=("same-recipe", "example-recipe"),
+        default=["same-recipe"],
+        help="diffusers' network trained by our recipe and loop, and/or by diffusers' own example's recipe",
+    )
     args = parser.parse_args()
     data = du.load_digits("train")
     gaussian = du.GaussianData.fit(data)
     rows = []
     for minutes in args.minutes:
-        ours = ("ddpm_utils", lambda: ours_digits(dropout=args.dropout))
-        for name, build in (ours, ("diffusers", lambda: Unwrap(diffusers_digits()))):
+        contenders = [("ddpm_utils", lambda: ours_digits(dropout=args.dropout))]
+        if "same-recipe" in args.anchors:
+            contenders.append(("diffusers", lambda: Unwrap(diffusers_digits())))
+        if "example-recipe" in args.anchors:
+            contenders.append(("diffusers-ex", None))
+        for name, build in contenders:
             start = time.perf_counter()
-            trainer = train_for(build, minutes, data, seed=args.train_seed)
-            row = {"minutes": minutes, "network": name, "steps": trainer.step, "train_s": time.perf_counter() - start}
-            ema = trainer.ema.eval()
-            row["held_out"] = held_out_loss(ema, trainer.schedule, held_out_set(trainer.schedule))
+            if build is None:
+                ema, steps = train_diffusers_example(minutes, data, seed=args.train_seed)
+                schedule = du.make_schedule("linear", 1000)  # DDPMScheduler's, which trained it
+            else:
+                trainer = train_for(build, minutes, data, seed=args.train_seed)
+                ema, steps, schedule = trainer.ema.eval(), trainer.step, trainer.schedule
+            row = {"minutes": minutes, "network": name, "steps": steps, "train_s": time.perf_counter() - start}
+            row["held_out"] = held_out_loss(ema, schedule, held_out_set(schedule))
             for setting in args.guidance:
                 w, interval = parse_guidance(setting)
-                model = du.Guided(ema, gaussian.denoiser(trainer.schedule), w, interval=interval)
+                model = du.Guided(ema, gaussian.denoiser(schedule), w, interval=interval)
                 for key, sampler in SAMPLERS.items():
                     n = args.ddpm_n if key == "ddpm1000" else args.n
                     if n:
-                        scores = score(model, trainer.schedule, sampler, n, args.seeds)
+                        scores = score(model, schedule, sampler, n, args.seeds)
                         row[key + suffix(setting)] = scores["fd"]
                         row[key + suffix(setting) + "_class_matched"] = scores["fd_class_matched"]
                         row[key + suffix(setting) + "_class_mix_tv"] = scores["class_mix_tv"]
@@ -136,7 +234,7 @@ def main():
             print(row, flush=True)
     print("\nheld-out L_simple of each EMA network (test digits, 16 timesteps, fixed noise; lower is better)")
     for r in rows:
-        print(f"{r['minutes']:7.1f} {r['network']:<11} {r['steps']:6d} {r['held_out']:10.5f}")
+        print(f"{r['minutes']:7.1f} {r['network']:<12} {r['steps']:6d} {r['held_out']:10.5f}")
     floors = {n: du.metrics.reference_scores(n) for n in {args.n, args.ddpm_n} if n}
     for title, tail in (("FD_digits", ""), ("class-matched FD_digits", "_class_matched")):
         print(f"\n{title} (lower is better)")
@@ -150,12 +248,12 @@ def main():
                 print(f"  at {n} images: {floor_text(ref)}")
         print(f"sampling seeds {args.seeds}; w: guidance weight (1: the network alone), :LO-HI only at those t")
         head = f"{'DDIM-50 η=0':>12} {'DDIM-50 η=1':>12} {'DDPM-1000':>10}"
-        print(f"{'minutes':>7} {'network':<11} {'steps':>6} {'w':>12} {head}")
+        print(f"{'minutes':>7} {'network':<12} {'steps':>6} {'w':>12} {head}")
         for r in rows:
             for setting in args.guidance:
                 cells = (r.get(key + suffix(setting) + tail, float("nan")) for key in SAMPLERS)
                 print(
-                    f"{r['minutes']:7.1f} {r['network']:<11} {r['steps']:6d} {setting:>12} "
+                    f"{r['minutes']:7.1f} {r['network']:<12} {r['steps']:6d} {setting:>12} "
                     + "".join(f"{c:{width}.1f}" for c, width in zip(cells, (13, 13, 11)))
                 )
     record(
@@ -169,6 +267,8 @@ def main():
             "seeds": args.seeds,
             "dropout": args.dropout,
             "train_seed": args.train_seed,
+            "anchors": args.anchors,
+            "example_recipe": EXAMPLE_RECIPE if "example-recipe" in args.anchors else None,
         },
     )
 
