@@ -94,6 +94,8 @@ def train_diffusers_example(
     from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
 
+    if not minutes > 0:
+        raise ValueError(f"minutes must be positive, got {minutes}")
     unknown = set(changes) - set(EXAMPLE_RECIPE)
     if unknown:
         raise ValueError(f"unknown recipe fields {sorted(unknown)}; expected some of {sorted(EXAMPLE_RECIPE)}")

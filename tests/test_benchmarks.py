@@ -171,6 +171,8 @@ def test_example_recipe_follows_diffusers_cosine_with_warmup_and_trains_the_netw
     data = du.load_digits("train")
     with pytest.raises(ValueError, match="unknown recipe fields"):
         train_diffusers_example(0.01, data, learning_rate=1e-3)
+    with pytest.raises(ValueError, match="minutes must be positive"):  # would return the untrained network
+        train_diffusers_example(0.0, data)
     # six seconds with a short warm-up: the EMA network comes back in eval mode and has learnt (0.13 against 1.37)
     ema, steps = train_diffusers_example(0.1, data, lr=2e-3, warmup_steps=5)
     assert steps > 20 and not ema.training
