@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -87,10 +88,11 @@ def example_lr_factor(step: int, progress: float, warmup_steps: int = EXAMPLE_RE
 
 def train_diffusers_example(
     minutes: float, data: torch.Tensor, seed: int = 0, **changes
-) -> tuple[torch.nn.Module, int]:
+) -> tuple[torch.nn.Module, int, du.Schedule]:
     """diffusers' network trained for `minutes` by diffusers' own example recipe (`EXAMPLE_RECIPE`, with `changes`),
-    with its own `DDPMScheduler.add_noise` and `EMAModel`. Returns the EMA network (in eval mode, returning tensors)
-    and the number of optimiser steps."""
+    with its own `DDPMScheduler.add_noise` and `EMAModel`. Returns the EMA network (in eval mode, returning tensors),
+    the number of optimiser steps and the schedule it was trained on, as ours (the DDPMScheduler equivalence is
+    tested in tests/test_schedules.py)."""
     from diffusers import DDPMScheduler
     from diffusers.training_utils import EMAModel
 
@@ -135,7 +137,18 @@ def train_diffusers_example(
         ema.step(net.parameters())
         step += 1
     ema.copy_to(net.parameters())
-    return Unwrap(net).eval(), step
+    config = noise_scheduler.config
+    if config.beta_schedule != "linear" or (config.beta_start, config.beta_end) != (1e-4, 0.02):
+        raise RuntimeError(f"this diffusers' DDPMScheduler defaults differ from the linear 1e-4 .. 0.02: {config}")
+    return Unwrap(net).eval(), step, du.make_schedule("linear", config.num_train_timesteps)
+
+
+def train_same_recipe(
+    build, minutes: float, data: torch.Tensor, seed: int = 0
+) -> tuple[torch.nn.Module, int, du.Schedule]:
+    """`train_for`, returning what `train_diffusers_example` returns: EMA network (eval mode), steps, schedule."""
+    trainer = train_for(build, minutes, data, seed=seed)
+    return trainer.ema.eval(), trainer.step, trainer.schedule
 
 
 def parse_guidance(setting: str) -> tuple[float, tuple[int, int] | None]:
@@ -206,20 +219,16 @@ def main():
     data = du.load_digits("train")
     gaussian = du.GaussianData.fit(data)
     rows = []
+    # each contender: minutes -> (EMA network, steps, schedule)
+    contenders = [("ddpm_utils", partial(train_same_recipe, partial(ours_digits, dropout=args.dropout)))]
+    if "same-recipe" in args.anchors:
+        contenders.append(("diffusers", partial(train_same_recipe, lambda: Unwrap(diffusers_digits()))))
+    if "example-recipe" in args.anchors:
+        contenders.append(("diffusers-ex", train_diffusers_example))
     for minutes in args.minutes:
-        contenders = [("ddpm_utils", lambda: ours_digits(dropout=args.dropout))]
-        if "same-recipe" in args.anchors:
-            contenders.append(("diffusers", lambda: Unwrap(diffusers_digits())))
-        if "example-recipe" in args.anchors:
-            contenders.append(("diffusers-ex", None))
-        for name, build in contenders:
+        for name, train in contenders:
             start = time.perf_counter()
-            if build is None:
-                ema, steps = train_diffusers_example(minutes, data, seed=args.train_seed)
-                schedule = du.make_schedule("linear", 1000)  # DDPMScheduler's, which trained it
-            else:
-                trainer = train_for(build, minutes, data, seed=args.train_seed)
-                ema, steps, schedule = trainer.ema.eval(), trainer.step, trainer.schedule
+            ema, steps, schedule = train(minutes, data, seed=args.train_seed)
             row = {"minutes": minutes, "network": name, "steps": steps, "train_s": time.perf_counter() - start}
             row["held_out"] = held_out_loss(ema, schedule, held_out_set(schedule))
             for setting in args.guidance:

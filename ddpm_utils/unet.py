@@ -133,6 +133,11 @@ def _zero(module: nn.Module) -> nn.Module:
     return module
 
 
+def _check_dropout_p(p: float) -> None:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
+
+
 def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout [Srivastava et al. 2014]: in training, zero each activation with probability p and scale the
     survivors by 1 / (1 - p), so that every activation keeps its expected value; the identity otherwise.
@@ -142,8 +147,7 @@ def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     from float32 uniforms (the step 4-10% faster; benchmarks/README.md, session 15). On other devices `F.dropout` (a
     fused kernel) is used.
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
+    _check_dropout_p(p)
     if not training or p == 0.0:
         return h
     if h.device.type != "cpu":
@@ -157,8 +161,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
+        _check_dropout_p(p)  # at construction, not at the first training step
         self.p = p
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
