@@ -65,7 +65,7 @@ def train(minutes: float, power: float = 1.0) -> du.Trainer:
 
 
 def fd(model, schedule, n: int) -> float:
-    return score(model, schedule, SAMPLERS["ddim50_eta0"], n)  # sampling seed 7 in every row
+    return score(model, schedule, SAMPLERS["ddim50_eta0"][1], n)  # sampling seed 7 in every row
 
 
 def main():

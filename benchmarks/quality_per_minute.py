@@ -3,12 +3,14 @@
     python benchmarks/quality_per_minute.py [--minutes 3 10] [--n 1000] [--ddpm-n 300]
                                             [--guidance 1 1.25 1.5:100-700] [--seeds 7 8 9]
                                             [--dropout 0.1] [--train-seed 1]
+                                            [--samplers ddim50_eta0 ddim20_eta0 dpm20 ...]
 
 Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.Trainer`
 with its default `TrainConfig`, for the same wall-clock minutes, one after the other on this
 machine (not concurrently: two cores). Each EMA network is then scored by FD_digits at 50 DDIM
 steps (η = 0 and η = 1, `--n` samples) and at 1,000 DDPM steps (`--ddpm-n` samples), next to the
-real-vs-real floor (mean ± spread over subsets) for the same number of images. So the difference
+real-vs-real floor (mean ± spread over subsets) for the same number of images; `--samplers` chooses other columns,
+among them 20 network calls (DDIM-20 η = 0, DPM-Solver++(2M)-20). So the difference
 between the two rows is the networks' speed and architecture details, not the recipe.
 
 With `--guidance w ...`, each sampler also runs on `du.Guided(ema, gaussian, w)`: the network steered
@@ -190,11 +192,15 @@ def score(model, schedule, sampler, n, seeds=(7,)) -> dict[str, float]:
     return {key: sum(r[key] for r in reports) / len(reports) for key in ("fd", "fd_class_matched", "class_mix_tv")}
 
 
-SAMPLERS = {
-    "ddim50_eta0": lambda m, s, shape, g: du.ddim_sample(m, s, shape, 50, eta=0.0, generator=g),
-    "ddim50_eta1": lambda m, s, shape, g: du.ddim_sample(m, s, shape, 50, eta=1.0, generator=g),
-    "ddpm1000": lambda m, s, shape, g: du.ddpm_sample(m, s, shape, generator=g),
+SAMPLERS = {  # key: (column title, sampler)
+    "ddim50_eta0": ("DDIM-50 η=0", lambda m, s, shape, g: du.ddim_sample(m, s, shape, 50, eta=0.0, generator=g)),
+    "ddim50_eta1": ("DDIM-50 η=1", lambda m, s, shape, g: du.ddim_sample(m, s, shape, 50, eta=1.0, generator=g)),
+    "ddpm1000": ("DDPM-1000", lambda m, s, shape, g: du.ddpm_sample(m, s, shape, generator=g)),
+    # the issue's "near real-digit quality with 20 DDIM steps", and the solver that needs fewer steps than DDIM
+    "ddim20_eta0": ("DDIM-20 η=0", lambda m, s, shape, g: du.ddim_sample(m, s, shape, 20, eta=0.0, generator=g)),
+    "dpm20": ("DPM++2M-20", lambda m, s, shape, g: du.dpm_solver_sample(m, s, shape, 20, generator=g)),
 }
+DEFAULT_SAMPLERS = ("ddim50_eta0", "ddim50_eta1", "ddpm1000")
 
 
 def main():
@@ -206,6 +212,9 @@ def main():
         "--guidance", type=guidance_setting, nargs="+", default=["1"], help="weights w or w:LO-HI (1: none)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[7], help="sampling seeds; scores are means")
+    parser.add_argument(
+        "--samplers", nargs="+", choices=tuple(SAMPLERS), default=list(DEFAULT_SAMPLERS), help="columns to score"
+    )
     parser.add_argument("--train-seed", type=int, default=0, help="seed of both networks' training runs")
     parser.add_argument("--dropout", type=float, default=None, help="ddpm_utils' dropout (default: DIGITS', 0.1)")
     parser.add_argument(
@@ -234,7 +243,8 @@ def main():
             for setting in args.guidance:
                 w, interval = parse_guidance(setting)
                 model = du.Guided(ema, gaussian.denoiser(schedule), w, interval=interval)
-                for key, sampler in SAMPLERS.items():
+                for key in args.samplers:
+                    sampler = SAMPLERS[key][1]
                     n = args.ddpm_n if key == "ddpm1000" else args.n
                     if n:
                         scores = score(model, schedule, sampler, n, args.seeds)
@@ -258,14 +268,14 @@ def main():
             else:
                 print(f"  at {n} images: {floor_text(ref)}")
         print(f"sampling seeds {args.seeds}; w: guidance weight (1: the network alone), :LO-HI only at those t")
-        head = f"{'DDIM-50 η=0':>12} {'DDIM-50 η=1':>12} {'DDPM-1000':>10}"
-        print(f"{'minutes':>7} {'network':<12} {'steps':>6} {'w':>12} {head}")
+        head = "".join(f"{SAMPLERS[key][0]:>13}" for key in args.samplers)
+        print(f"{'minutes':>7} {'network':<12} {'steps':>6} {'w':>12}{head}")
         for r in rows:
             for setting in args.guidance:
-                cells = (r.get(key + suffix(setting) + tail, float("nan")) for key in SAMPLERS)
+                cells = (r.get(key + suffix(setting) + tail, float("nan")) for key in args.samplers)
                 print(
-                    f"{r['minutes']:7.1f} {r['network']:<12} {r['steps']:6d} {setting:>12} "
-                    + "".join(f"{c:{width}.1f}" for c, width in zip(cells, (13, 13, 11)))
+                    f"{r['minutes']:7.1f} {r['network']:<12} {r['steps']:6d} {setting:>12}"
+                    + "".join(f"{c:13.1f}" for c in cells)
                 )
     record(
         "quality_per_minute",
@@ -276,6 +286,7 @@ def main():
             "floors": floors,
             "guidance": args.guidance,
             "seeds": args.seeds,
+            "samplers": args.samplers,
             "dropout": args.dropout,
             "train_seed": args.train_seed,
             "anchors": args.anchors,

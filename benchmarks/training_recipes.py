@@ -63,7 +63,7 @@ def main():
                     for key in KEYS:
                         reports = [  # FD and the nearest-neighbour check, one sample set per seed
                             du.metrics.evaluate_samples(
-                                SAMPLERS[key](
+                                SAMPLERS[key][1](
                                     model, trainer.schedule, (args.n, 1, 8, 8), torch.Generator().manual_seed(s)
                                 )
                             )
