@@ -219,10 +219,11 @@ def main():
     parser.add_argument("--dropout", type=float, default=None, help="ddpm_utils' dropout (default: DIGITS', 0.1)")
     parser.add_argument(
         "--anchors",
-        nargs="+",
+        nargs="*",
         choices=("same-recipe", "example-recipe"),
         default=["same-recipe"],
-        help="diffusers' network trained by our recipe and loop, and/or by diffusers' own example's recipe",
+        help="diffusers' network trained by our recipe and loop, and/or by diffusers' own example's recipe "
+        "(none: ours alone, e.g. to compare --dropout settings on the same training seed)",
     )
     args = parser.parse_args()
     data = du.load_digits("train")
