@@ -2,6 +2,8 @@
 goes to figures, not fixes; the augmentation screen's transform and network are what they claim."""
 
 import dataclasses
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +183,29 @@ def test_example_recipe_follows_diffusers_cosine_with_warmup_and_trains_the_netw
     torch.manual_seed(0)
     untrained = Unwrap(diffusers_digits()).eval()
     assert held_out_loss(ema, schedule, held_out) < 0.7 * held_out_loss(untrained, schedule, held_out)
+
+
+def test_quality_per_minute_runs_in_miniature_with_the_chosen_samplers_and_no_anchor(tmp_path, monkeypatch, capsys):
+    """ours alone (`--anchors` with no value), two 20-call samplers, guided and not: one row, every chosen column
+    scored, no other column; the JSON line goes to a temporary results folder."""
+    sys.path.insert(0, str(BENCHMARKS))
+    import common
+    import quality_per_minute
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    argv = ["--minutes", "0.01", "--n", "40", "--ddpm-n", "0", "--guidance", "1", "1.25", "--anchors"]
+    monkeypatch.setattr(sys, "argv", ["quality_per_minute.py", *argv, "--samplers", "ddim20_eta0", "dpm20"])
+    quality_per_minute.main()
+    out = capsys.readouterr().out
+    assert "DDIM-20 η=0" in out and "DPM++2M-20" in out and "DDIM-50" not in out, out
+    (line,) = (tmp_path / "quality_per_minute.jsonl").read_text().splitlines()
+    payload = json.loads(line)
+    assert payload["anchors"] == [] and payload["samplers"] == ["ddim20_eta0", "dpm20"]
+    (row,) = payload["rows"]
+    assert row["network"] == "ddpm_utils" and row["steps"] > 0
+    scored = {k for k in row if k.startswith(("ddim", "dpm", "ddpm"))}
+    tails = ("", "_class_matched", "_class_mix_tv")
+    wanted = {f"{key}{w}{tail}" for key in ("ddim20_eta0", "dpm20") for w in ("", "_w1.25") for tail in tails}
+    assert scored == wanted, scored ^ wanted
+    # the class-matched FD is NaN by design when a class is missing, as it is from a network trained for 0.6 s
+    assert all(math.isfinite(row[k]) for k in scored if not k.endswith("_class_matched"))
