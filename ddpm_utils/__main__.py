@@ -259,7 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--attention-levels", type=int, nargs="*", default=list(DIGITS.attention_levels))
     t.add_argument("--heads", type=int, default=DIGITS.num_heads)
     t.add_argument("--groups", type=int, default=DIGITS.groups)
-    t.add_argument("--dropout", type=float, default=DIGITS.dropout)
+    t.add_argument(
+        "--dropout",
+        type=float,
+        default=DIGITS.dropout,
+        help="dropout in the residual blocks (default %(default)s; 0 fits a 3-minute run slightly better, "
+        "0.1 keeps runs of 10 minutes and more from overfitting the digits)",
+    )
     t.add_argument("--scale-shift", action=argparse.BooleanOptionalAction, default=DIGITS.scale_shift)
     t.add_argument(
         "--zero-init-blocks",
