@@ -30,6 +30,8 @@ diffusers instead of this course would train it. Its cosine runs over the minute
 runs over the whole budget. `same-recipe` (the default) is the network-for-network comparison above.
 `--dropout p` trains ddpm_utils' network with dropout p in its residual blocks instead of DIGITS' 0.1 (before session
 14 the default had none: `--dropout 0` reproduces it); diffusers' network stays the anchor's, without dropout.
+`--late-dropout N` keeps ddpm_utils' dropout off for the first N steps and switches it on after ("late dropout", Liu
+et al. 2023: for a network that underfits early and overfits late).
 """
 
 from __future__ import annotations
@@ -57,12 +59,37 @@ class Unwrap(torch.nn.Module):
         return call(self.model, x, t)
 
 
-def train_for(build, minutes: float, data: torch.Tensor, **config) -> du.Trainer:
+def train_for(build, minutes: float, data: torch.Tensor, late_dropout: int | None = None, **config) -> du.Trainer:
     """The default recipe (`Trainer`, `TrainConfig` with `config`'s changes) on `build()`'s network for `minutes`;
-    the training seed (initial weights, batches, dropout masks) is `config`'s 'seed', 0 unless given."""
+    the training seed (initial weights, batches, dropout masks) is `config`'s 'seed', 0 unless given.
+    `late_dropout=N`: the network's dropout stays off for the first N steps, then takes its rate ("late dropout",
+    Liu et al. 2023, for networks that would overfit; see `switch_dropout_on`)."""
     torch.manual_seed(config.get("seed", 0))
     trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6, **config))
-    return trainer.train(max_minutes=minutes, progress=False)
+    if late_dropout is None:
+        return trainer.train(max_minutes=minutes, progress=False)
+    switch = switch_dropout_on(trainer.model, late_dropout)
+    return trainer.train(max_minutes=minutes, progress=False, callback=switch, callback_every=late_dropout)
+
+
+def switch_dropout_on(model: torch.nn.Module, at_step: int):
+    """Set every `ddpm_utils.unet.Dropout` of `model` to rate 0 now and return a `Trainer` callback that restores
+    each module's rate once the trainer has made `at_step` steps."""
+    if at_step < 1:
+        raise ValueError(f"late dropout needs a positive step, got {at_step}")
+    modules = [m for m in model.modules() if isinstance(m, du.unet.Dropout)]
+    rates = [m.p for m in modules]
+    if not any(rates):
+        raise ValueError("the network has no dropout to switch on")
+    for m in modules:
+        m.p = 0.0
+
+    def callback(trainer: du.Trainer) -> None:
+        if trainer.step == at_step:
+            for m, rate in zip(modules, rates):
+                m.p = rate
+
+    return callback
 
 
 # diffusers' examples/unconditional_image_generation/train_unconditional.py: its argument defaults, at batch 128
@@ -146,10 +173,10 @@ def train_diffusers_example(
 
 
 def train_same_recipe(
-    build, minutes: float, data: torch.Tensor, seed: int = 0
+    build, minutes: float, data: torch.Tensor, seed: int = 0, late_dropout: int | None = None
 ) -> tuple[torch.nn.Module, int, du.Schedule]:
     """`train_for`, returning what `train_diffusers_example` returns: EMA network (eval mode), steps, schedule."""
-    trainer = train_for(build, minutes, data, seed=seed)
+    trainer = train_for(build, minutes, data, late_dropout=late_dropout, seed=seed)
     return trainer.ema.eval(), trainer.step, trainer.schedule
 
 
@@ -218,6 +245,9 @@ def main():
     parser.add_argument("--train-seed", type=int, default=0, help="seed of both networks' training runs")
     parser.add_argument("--dropout", type=float, default=None, help="ddpm_utils' dropout (default: DIGITS', 0.1)")
     parser.add_argument(
+        "--late-dropout", type=int, default=None, metavar="STEP", help="ddpm_utils' dropout off until STEP, then on"
+    )
+    parser.add_argument(
         "--anchors",
         nargs="*",
         choices=("same-recipe", "example-recipe"),
@@ -230,7 +260,8 @@ def main():
     gaussian = du.GaussianData.fit(data)
     rows = []
     # each contender: minutes -> (EMA network, steps, schedule)
-    contenders = [("ddpm_utils", partial(train_same_recipe, partial(ours_digits, dropout=args.dropout)))]
+    ours = partial(train_same_recipe, partial(ours_digits, dropout=args.dropout), late_dropout=args.late_dropout)
+    contenders = [("ddpm_utils", ours)]
     if "same-recipe" in args.anchors:
         contenders.append(("diffusers", partial(train_same_recipe, lambda: Unwrap(diffusers_digits()))))
     if "example-recipe" in args.anchors:
@@ -289,6 +320,7 @@ def main():
             "seeds": args.seeds,
             "samplers": args.samplers,
             "dropout": args.dropout,
+            "late_dropout": args.late_dropout,
             "train_seed": args.train_seed,
             "anchors": args.anchors,
             "example_recipe": EXAMPLE_RECIPE if "example-recipe" in args.anchors else None,

@@ -209,3 +209,37 @@ def test_quality_per_minute_runs_in_miniature_with_the_chosen_samplers_and_no_an
     assert scored == wanted, scored ^ wanted
     # the class-matched FD is NaN by design when a class is missing, as it is from a network trained for 0.6 s
     assert all(math.isfinite(row[k]) for k in scored if not k.endswith("_class_matched"))
+
+
+def test_late_dropout_keeps_the_blocks_dropout_off_until_the_step_then_restores_each_rate():
+    sys.path.insert(0, str(BENCHMARKS))
+    from types import SimpleNamespace
+
+    from common import ours_digits
+    from quality_per_minute import switch_dropout_on
+
+    import ddpm_utils as du
+
+    torch.manual_seed(0)
+    net = ours_digits(dropout=0.1).train()
+    modules = [m for m in net.modules() if isinstance(m, du.unet.Dropout)]
+    assert len(modules) == sum(isinstance(m, du.unet.ResBlock) for m in net.modules()) == 8  # one per block
+    with torch.no_grad():  # the zero-initialised last convolutions hide dropout from the output: wake them up
+        for m in net.modules():
+            if isinstance(m, du.unet.ResBlock):
+                m.conv2.weight.normal_(0, 0.1)
+        net.conv_out.weight.normal_(0, 0.1)
+    callback = switch_dropout_on(net, 3)
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([10, 200, 500, 900])
+    assert torch.equal(net(x, t), net(x, t))  # training mode, yet no dropout: the same output twice
+    for step in (1, 2):
+        callback(SimpleNamespace(step=step))
+        assert all(m.p == 0.0 for m in modules)
+    callback(SimpleNamespace(step=3))
+    assert all(m.p == 0.1 for m in modules)
+    assert not torch.equal(net(x, t), net(x, t))  # dropout on: two draws differ
+
+    with pytest.raises(ValueError, match="positive step"):
+        switch_dropout_on(net, 0)
+    with pytest.raises(ValueError, match="no dropout"):
+        switch_dropout_on(ours_digits(dropout=0.0), 10)
