@@ -134,6 +134,9 @@ def train_diffusers_example(
     torch.manual_seed(seed)
     net = diffusers_digits()
     noise_scheduler = DDPMScheduler(num_train_timesteps=1000)  # linear betas 1e-4 .. 0.02, ε-prediction
+    config = noise_scheduler.config  # checked before training, not after minutes of it
+    if config.beta_schedule != "linear" or (config.beta_start, config.beta_end) != (1e-4, 0.02):
+        raise RuntimeError(f"this diffusers' DDPMScheduler defaults differ from the linear 1e-4 .. 0.02: {config}")
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=r["lr"], betas=r["betas"], weight_decay=r["weight_decay"], eps=r["eps"]
     )
@@ -157,7 +160,7 @@ def train_diffusers_example(
             batches = list(torch.randperm(len(data), generator=generator).split(r["batch_size"]))
         x0 = data[batches.pop(0)]
         noise = torch.randn(x0.shape, generator=generator)
-        t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
+        t = torch.randint(0, config.num_train_timesteps, (len(x0),), generator=generator)
         loss = F.mse_loss(call(net, noise_scheduler.add_noise(x0, noise, t), t).float(), noise.float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -166,9 +169,6 @@ def train_diffusers_example(
         ema.step(net.parameters())
         step += 1
     ema.copy_to(net.parameters())
-    config = noise_scheduler.config
-    if config.beta_schedule != "linear" or (config.beta_start, config.beta_end) != (1e-4, 0.02):
-        raise RuntimeError(f"this diffusers' DDPMScheduler defaults differ from the linear 1e-4 .. 0.02: {config}")
     return Unwrap(net).eval(), step, du.make_schedule("linear", config.num_train_timesteps)
 
 

@@ -241,5 +241,14 @@ def test_late_dropout_keeps_the_blocks_dropout_off_until_the_step_then_restores_
 
     with pytest.raises(ValueError, match="positive step"):
         switch_dropout_on(net, 0)
+
+    # wired into the Trainer by train_for: switched on at step 5 of a 1.2-second run, still off at a step not reached
+    from quality_per_minute import train_for
+
+    data = du.load_digits("train")[:256]
+    for at_step, rate in ((5, 0.1), (10**6, 0.0)):
+        trainer = train_for(lambda: ours_digits(dropout=0.1), 0.02, data, late_dropout=at_step, batch_size=16)
+        assert trainer.step > 5
+        assert all(m.p == rate for m in trainer.model.modules() if isinstance(m, du.unet.Dropout))
     with pytest.raises(ValueError, match="no dropout"):
         switch_dropout_on(ours_digits(dropout=0.0), 10)
