@@ -45,9 +45,10 @@ def machine() -> dict:
     }
 
 
-def record(name: str, payload: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS / f"{name}.jsonl", "a") as f:
+def record(name: str, payload: dict, results: Path = RESULTS) -> None:
+    """Append one JSON line (this machine's facts, then `payload`) to `results`/<name>.jsonl."""
+    results.mkdir(parents=True, exist_ok=True)
+    with open(results / f"{name}.jsonl", "a") as f:
         f.write(json.dumps({**machine(), **payload}) + "\n")
 
 

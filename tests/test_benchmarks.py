@@ -28,6 +28,30 @@ def test_gpu_benchmark_script_runs_on_cpu_in_miniature():
         assert row in out, out
 
 
+def test_gpu_benchmark_script_reports_a_failed_compilation_and_keeps_the_eager_rows(monkeypatch, capsys):
+    # a lent GPU gets one run: a compiler failure there must cost the compiled rows only, said plainly
+    pytest.importorskip("diffusers")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import gpu
+
+    def broken_compile(model, *args, **kwargs):
+        raise RuntimeError("inductor broke")
+
+    monkeypatch.setattr(gpu.torch, "compile", broken_compile)
+    argv = ["--device", "cpu", "--batch", "2", "--steps", "1", "--warmup", "1", "--eval-batch", "2", "--eval-reps", "1"]
+    monkeypatch.setattr(sys, "argv", ["gpu.py", *argv])
+    gpu.main()
+    out = capsys.readouterr().out
+    for key in ("ddpm_utils compiled", "diffusers compiled"):
+        assert f"{key:<22} failed: RuntimeError: inductor broke" in out, out
+    lines = out.splitlines()
+    eager = [i for i, line in enumerate(lines) if "eager " in line and "images/s" in line]
+    failed = [i for i, line in enumerate(lines) if "failed:" in line]
+    assert len(eager) == 2 and max(eager) < min(failed), out  # both eager rows measured before any compilation
+    assert "ddpm_utils eager vs diffusers eager: training" in out and "compiled vs" not in out, out
+    assert "bf16 matrix product" in out, out
+
+
 def test_gpu_benchmark_script_refuses_cuda_without_a_gpu():
     pytest.importorskip("diffusers")
     import torch
