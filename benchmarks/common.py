@@ -45,8 +45,9 @@ def machine() -> dict:
     }
 
 
-def record(name: str, payload: dict, results: Path = RESULTS) -> None:
-    """Append one JSON line (this machine's facts, then `payload`) to `results`/<name>.jsonl."""
+def record(name: str, payload: dict, results: Path | None = None) -> None:
+    """Append one JSON line (this machine's facts, then `payload`) to `results`/<name>.jsonl (default RESULTS)."""
+    results = RESULTS if results is None else results  # read at the call: tests point RESULTS elsewhere
     results.mkdir(parents=True, exist_ok=True)
     with open(results / f"{name}.jsonl", "a") as f:
         f.write(json.dumps({**machine(), **payload}) + "\n")

@@ -98,7 +98,7 @@ def main():
     parser.add_argument("--eval-reps", type=int, default=10)
     parser.add_argument("--no-compile", action="store_true", help="eager only")
     parser.add_argument("--device", default="cuda", help="'cpu' only checks that the script runs; nothing is recorded")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of gpu.jsonl (default: %(default)s)")
+    parser.add_argument("--results", type=Path, default=None, help=f"folder of gpu.jsonl (default: {RESULTS})")
     args = parser.parse_args()
     if min(args.batch, args.steps, args.eval_batch, args.eval_reps) < 1 or args.warmup < 0:
         parser.error("--batch, --steps, --eval-batch and --eval-reps must be positive, --warmup non-negative")
