@@ -12,6 +12,7 @@ from ._checks import check_float_tensor, check_same_shape
 from .schedules import Schedule, gather
 
 __all__ = [
+    "randn",
     "q_step_sample",
     "q_mean_variance",
     "q_sample",
@@ -26,9 +27,28 @@ __all__ = [
 ]
 
 
+def randn(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Standard normal noise of `shape` on `device`, drawn from `generator` on the generator's own device.
+
+    `torch.randn` refuses a generator of another kind of device ("Expected a 'cuda' device type for
+    generator but found 'cpu'"); here a CPU generator serves a GPU tensor too: the numbers are drawn on
+    the CPU and moved, so one seed gives the same noise, and the same samples up to the network's
+    arithmetic, on a CPU and on a GPU. A generator on the target device draws there directly.
+    """
+    device = None if device is None else torch.device(device)
+    if generator is None or device is None or generator.device.type == device.type:
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
 def _noise_like(x: torch.Tensor, noise: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
     if noise is None:
-        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return randn(x.shape, generator, x.device, x.dtype)
     check_float_tensor(noise, "noise")
     check_same_shape(x, noise, "x", "noise")
     return noise

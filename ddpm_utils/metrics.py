@@ -143,8 +143,9 @@ def digits_classifier() -> DigitsClassifier:
 
 
 def _features(x: torch.Tensor) -> torch.Tensor:
+    """The classifier's features of images on any device (the metrics run on the CPU, where the classifier is)."""
     with torch.no_grad():
-        return digits_classifier().features(x.float().clamp(-1, 1)).double()
+        return digits_classifier().features(x.detach().cpu().float().clamp(-1, 1)).double()
 
 
 def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor, weights1: torch.Tensor | None = None) -> float:
@@ -291,7 +292,7 @@ def nearest_neighbour_check(samples: torch.Tensor, quantile: float = 0.05) -> di
     """
     train = load_digits("train").reshape(-1, 64).double()
     test = load_digits("test").reshape(-1, 64).double()
-    s = samples.reshape(len(samples), -1).double()
+    s = samples.detach().cpu().reshape(len(samples), -1).double()  # samples from any device
     d_samples = torch.cdist(s, train).min(1).values
     d_test = torch.cdist(test, train).min(1).values
     threshold = torch.quantile(d_test, quantile)

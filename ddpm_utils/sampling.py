@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 
+from .forward import randn
 from .reverse import eps_and_x0_from_output, p_mean_variance
 from .schedules import Schedule, gather
 
@@ -136,7 +137,7 @@ def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
         return x_T.clone()
     if shape is None:
         raise ValueError("give either shape or x_T")
-    return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    return randn(tuple(shape), generator, device, dtype)
 
 
 def _check_first_step(gain: float, prediction: str, clip_x0: bool) -> None:
@@ -188,7 +189,7 @@ def ddpm_sample(
         if callback is not None:
             callback(i, step, xt, out.x0_pred)
         if step > 0:
-            z = torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+            z = randn(xt.shape, generator, xt.device, xt.dtype)
             xt = out.model_mean + (0.5 * out.model_log_variance).exp() * z
         else:
             xt = out.model_mean
@@ -295,7 +296,7 @@ def ddim_sample(
         sigma, eps_weight = _ddim_coefficients(ab, ab_prev, eta)
         xt = ab_prev**0.5 * x0_pred + eps_weight * eps_pred
         if sigma > 0:
-            xt = xt + sigma * torch.randn(xt.shape, generator=generator, device=xt.device, dtype=xt.dtype)
+            xt = xt + sigma * randn(xt.shape, generator, xt.device, xt.dtype)
     return xt
 
 
