@@ -142,7 +142,7 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
         model = LowPrecision(model, torch.bfloat16)
     if args.guidance != 1:
         if guide_path is not None:
-            guide = _guide_network(guide_path, schedule, prediction, shape[1])
+            guide = _guide_network(guide_path, schedule, prediction, shape[1]).to(args.device)
         else:
             data_name = data_name or "digits"
             data = load_dataset(data_name, "train")
@@ -153,25 +153,27 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
                 )
             guide = GaussianData.fit(data).denoiser(schedule, prediction)
         model = Guided(model, guide, args.guidance, interval=None if interval is None else tuple(interval))
-    g = torch.Generator().manual_seed(args.seed)
+    g = torch.Generator().manual_seed(args.seed)  # on the CPU: one seed, the same samples on any device
+    where = {"generator": g, "prediction": prediction, "device": args.device}
     if args.sampler == "ddpm":
-        return ddpm_sample(model, schedule, shape, generator=g, prediction=prediction)
+        return ddpm_sample(model, schedule, shape, **where)
     steps = DEFAULT_SAMPLE_STEPS[args.sampler] if args.steps is None else args.steps
     if args.sampler == "dpm-solver":
-        return dpm_solver_sample(model, schedule, shape, steps, generator=g, prediction=prediction)
-    return ddim_sample(model, schedule, shape, steps, eta=args.eta, generator=g, prediction=prediction)
+        return dpm_solver_sample(model, schedule, shape, steps, **where)
+    return ddim_sample(model, schedule, shape, steps, eta=args.eta, **where)
 
 
 def cmd_sample(args) -> int:
     from .plotting import save_grid
 
     model, schedule, state = _load(args.checkpoint)
+    model = model.to(args.device)
     cfg = state["model_config"]
     if cfg.get("kind", "unet") != "unet":
         raise SystemExit("error: `sample` writes image grids; this checkpoint holds a 2-D (MLP) model")
     size = args.size or 8
     shape = (args.n, cfg["in_channels"], size, size)
-    x = _sample(model, schedule, shape, args, _prediction(state))
+    x = _sample(model, schedule, shape, args, _prediction(state)).cpu()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(x, out.with_suffix(".png"), nrow=int(args.n**0.5) or 1)
@@ -188,6 +190,7 @@ def cmd_evaluate(args) -> int:
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     model, schedule, state = _load(args.checkpoint)
+    model = model.to(args.device)
     reports = []
     for k in range(args.repeats):  # independent sample sets from seeds seed, seed + 1, ...
         seed_args = argparse.Namespace(**{**vars(args), "seed": args.seed + k})
@@ -202,7 +205,7 @@ def cmd_evaluate(args) -> int:
     if args.bf16:
         report["network_dtype"] = "bfloat16"
     if args.bpd:  # of the network itself: a guided sampler has no likelihood bound
-        test = load_digits("test")
+        test = load_digits("test").to(args.device)
         g = torch.Generator().manual_seed(args.seed)
         bound = nll_bound(model, schedule, test, num_levels=DIGITS_LEVELS, prediction=_prediction(state), generator=g)
         report["test_bits_per_dim"] = bits_per_dim(bound["total"], test).mean().item()
@@ -299,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         s.add_argument("--eta", type=float, default=0.0, help="ddim only: 0 deterministic, 1 DDPM-like")
         s.add_argument("--seed", type=int, default=0)
+        s.add_argument(
+            "--device",
+            default="cuda" if torch.cuda.is_available() else "cpu",
+            help="where the network runs (the seed gives the same samples on any device, up to the arithmetic)",
+        )
         s.add_argument(
             "--bf16",
             action="store_true",

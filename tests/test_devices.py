@@ -7,6 +7,8 @@ comparisons are trivial, but every line of each test runs, so a GPU session find
 """
 
 import dataclasses
+import json
+import math
 
 import pytest
 import torch
@@ -152,7 +154,7 @@ def test_training_on_a_device_takes_the_cpu_steps_and_resumes_on_the_cpu(device,
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_the_train_command_runs_on_a_device_with_sample_grids(device, tmp_path):
+def test_the_commands_run_on_a_device(device, tmp_path, capsys, exact_float32):
     out = tmp_path / "cli.pt"
     small = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--batch-size", "8"]
     args = ["train", "--device", device, "--steps", "2", "--sample-every", "1", "--quiet", "--out", str(out), *small]
@@ -161,6 +163,19 @@ def test_the_train_command_runs_on_a_device_with_sample_grids(device, tmp_path):
     assert grids == ["cli_step000001.png", "cli_step000002.png"]
     model, _, state = du.model_from_checkpoint(out)
     assert state["step"] == 2 and next(model.parameters()).device.type == "cpu"
+    # sample and evaluate: the same seed gives the CPU's samples, written as CPU tensors
+    samples = {}
+    for where in ("cpu", device):
+        prefix = tmp_path / f"samples_{where}"
+        sampled = ["sample", "digits", "--n", "16", "--steps", "10", "--guidance", "1.25", "--device", where]
+        assert main([*sampled, "--out", str(prefix)]) == 0
+        samples[where] = torch.load(prefix.with_suffix(".pt"), weights_only=True)
+    assert samples[device].device.type == "cpu"
+    torch.testing.assert_close(samples[device], samples["cpu"], rtol=0, atol=1e-3)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--n", "50", "--steps", "3", "--bpd", "--device", device]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert math.isfinite(report["fd"]) and report["test_bits_per_dim"] > 0
 
 
 def _copy_to(model: torch.nn.Module, device: str) -> torch.nn.Module:
