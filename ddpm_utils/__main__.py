@@ -89,6 +89,21 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _device(name: str) -> str:
+    """--device: a device PyTorch knows and this machine has; argparse reports anything else by name."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a PyTorch device (cpu, cuda, cuda:1, mps, ...)") from exc
+    try:
+        torch.empty(0, device=device)
+    except Exception as exc:  # no CUDA build or no GPU raises AssertionError or RuntimeError
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not available on this machine ({exc}); use --device cpu"
+        ) from exc
+    return name
+
+
 def _load(path):
     from .checkpoint import model_from_checkpoint
     from .pretrained import pretrained_path
@@ -278,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-zero-init-blocks keeps PyTorch's default initialisation there",
     )
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    t.add_argument("--device", type=_device, default="cuda" if torch.cuda.is_available() else "cpu")
     t.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA)")
     t.add_argument("--sample-every", type=int, default=None, help="write a sample grid PNG every N steps")
     t.add_argument("--checkpoint-every", type=int, default=500)
@@ -304,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument(
             "--device",
+            type=_device,
             default="cuda" if torch.cuda.is_available() else "cpu",
             help="where the network runs (the seed gives the same samples on any device, up to the arithmetic)",
         )

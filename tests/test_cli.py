@@ -104,6 +104,14 @@ def test_clear_errors(tmp_path, capsys):
     assert "invalid choice" in capsys.readouterr().err
     assert main(["train", "--channels", "20", "--groups", "8", "--steps", "1", "--out", str(tmp_path / "x.pt")]) == 2
     assert "divisible" in capsys.readouterr().err
+    for command in (["train"], ["sample", "digits"], ["evaluate", "digits"]):  # a device named wrongly or absent
+        with pytest.raises(SystemExit):
+            main([*command, "--device", "gpu"])
+        assert "'gpu' is not a PyTorch device" in capsys.readouterr().err
+        if not torch.cuda.is_available():
+            with pytest.raises(SystemExit):
+                main([*command, "--device", "cuda"])
+            assert "'cuda' is not available on this machine" in capsys.readouterr().err
 
 
 def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
