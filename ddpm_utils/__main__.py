@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 import torch
 
+from .data import DATASETS
 from .optim import OPTIMIZERS
 from .sampling import SAMPLERS
-from .unet import DIGITS, UNetConfig
+from .unet import DDPM_CIFAR10, DIGITS, UNetConfig
 
 DEFAULT_SAMPLE_STEPS = {"ddim": 50, "dpm-solver": 20}
 DEFAULT_STEPS = 3000
 
 
+NETS = {"digits": DIGITS, "ddpm-cifar10": DDPM_CIFAR10}  # --net: the course's 0.70M network, the paper's 35.7M
+
+
 def _unet_config(args, channels: int) -> UNetConfig:
-    return UNetConfig(
-        in_channels=channels,
-        base_channels=args.channels,
-        channel_mults=tuple(args.mults),
-        num_res_blocks=args.blocks,
-        attention_levels=tuple(args.attention_levels),
-        num_heads=args.heads,
-        groups=args.groups,
-        dropout=args.dropout,
-        scale_shift=args.scale_shift,
-        zero_init_blocks=args.zero_init_blocks,
-    )
+    """The --net preset with the data's channels, and each architecture flag given on the command line on top."""
+    flags = {
+        "base_channels": args.channels,
+        "channel_mults": None if args.mults is None else tuple(args.mults),
+        "num_res_blocks": args.blocks,
+        "attention_levels": None if args.attention_levels is None else tuple(args.attention_levels),
+        "num_heads": args.heads,
+        "groups": args.groups,
+        "dropout": args.dropout,
+        "scale_shift": args.scale_shift,
+        "zero_init_blocks": args.zero_init_blocks,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    return dataclasses.replace(NETS[args.net], in_channels=channels, out_channels=None, **given)
 
 
 def cmd_train(args) -> int:
@@ -42,7 +49,7 @@ def cmd_train(args) -> int:
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
-    data = load_dataset(args.dataset, "train")
+    data = load_dataset(args.dataset, "train", **({} if args.dataset == "digits" else {"root": args.data_root}))
     if args.resume:
         trainer = Trainer.resume(args.resume, data, device=args.device, max_steps=args.steps, max_minutes=args.minutes)
     else:
@@ -52,6 +59,9 @@ def cmd_train(args) -> int:
             prediction=args.prediction,
             batch_size=args.batch_size,
             lr=args.lr,
+            warmup_steps=args.warmup_steps,
+            lr_schedule=args.lr_schedule,
+            ema_decay=args.ema_decay,
             max_steps=args.steps,
             max_minutes=args.minutes,
             seed=args.seed,
@@ -160,7 +170,8 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
             guide = _guide_network(guide_path, schedule, prediction, shape[1]).to(args.device)
         else:
             data_name = data_name or "digits"
-            data = load_dataset(data_name, "train")
+            root = {} if data_name == "digits" else {"root": getattr(args, "data_root", "data")}
+            data = load_dataset(data_name, "train", **root)
             if data.shape[1:] != tuple(shape[1:]):
                 raise ValueError(
                     f"--guidance-data {data_name} has images of shape {tuple(data.shape[1:])} "
@@ -186,7 +197,8 @@ def cmd_sample(args) -> int:
     cfg = state["model_config"]
     if cfg.get("kind", "unet") != "unet":
         raise SystemExit("error: `sample` writes image grids; this checkpoint holds a 2-D (MLP) model")
-    size = args.size or 8
+    trained_on = state.get("data_shape")  # absent from checkpoints written before it was stored: 8×8 then
+    size = args.size or (trained_on[-1] if trained_on else 8)
     shape = (args.n, cfg["in_channels"], size, size)
     x = _sample(model, schedule, shape, args, _prediction(state)).cpu()
     out = Path(args.out)
@@ -205,6 +217,12 @@ def cmd_evaluate(args) -> int:
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
     model, schedule, state = _load(args.checkpoint)
+    trained_on = state.get("data_shape") or [state["model_config"].get("in_channels"), 8, 8]
+    if state["model_config"].get("kind", "unet") != "unet" or list(trained_on) != [1, 8, 8]:
+        raise ValueError(
+            f"evaluate scores 8x8 digits (FD_digits); {args.checkpoint} was trained on examples of shape "
+            f"{tuple(trained_on)}: use `sample` to look at its samples"
+        )
     model = model.to(args.device)
     reports = []
     for k in range(args.repeats):  # independent sample sets from seeds seed, seed + 1, ...
@@ -234,7 +252,7 @@ def cmd_export(args) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint
 
     state = load_checkpoint(args.checkpoint)
-    slim = {k: state[k] for k in ("step", "model_config", "train_config", "schedule") if k in state}
+    slim = {k: state[k] for k in ("step", "model_config", "train_config", "schedule", "data_shape") if k in state}
     slim["model"] = state["ema"] if state.get("ema") is not None else state["model"]
     save_checkpoint(slim, args.out)
     print(f"wrote {args.out} (EMA weights of step {state['step']})")
@@ -246,13 +264,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a UNet (default: the embedded 8x8 digits)")
-    t.add_argument("--dataset", default="digits", choices=["digits", "mnist", "fashion_mnist"])
+    t.add_argument(
+        "--dataset",
+        default="digits",
+        choices=DATASETS,
+        help="digits (embedded, default); mnist, fashion_mnist, cifar10: files under --data-root (see README)",
+    )
+    t.add_argument(
+        "--data-root", default="data", help="folder holding MNIST's or CIFAR-10's files (default %(default)s)"
+    )
     t.add_argument("--out", default="runs/digits.pt", help="checkpoint path (written atomically)")
     t.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="total optimiser steps")
     t.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
     t.add_argument("--resume", default=None, help="continue from this checkpoint")
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (the DDPM paper's CIFAR-10 run: 2e-4)")
+    t.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=100,
+        help="linear warm-up of the learning rate (the paper's CIFAR-10 run: 5000)",
+    )
+    t.add_argument(
+        "--lr-schedule",
+        default="cosine",
+        choices=["cosine", "constant"],
+        help="after the warm-up: cosine decay to 0 at the last step (default) or constant (the DDPM paper's)",
+    )
+    t.add_argument(
+        "--ema-decay", type=float, default=0.999, help="EMA of the weights (the paper's CIFAR-10 run: 0.9999)"
+    )
     t.add_argument("--schedule", default="linear", choices=["linear", "cosine", "scaled_linear"])
     t.add_argument("--T", type=int, default=1000, help="number of diffusion steps")
     t.add_argument("--prediction", default="eps", choices=["eps", "x0", "v"])
@@ -271,25 +312,38 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--muon-lr-ratio", type=float, default=3.0, help="Muon's step relative to AdamW's (with --optimizer muon)"
     )
-    t.add_argument("--channels", type=int, default=DIGITS.base_channels)
-    t.add_argument("--mults", type=int, nargs="+", default=list(DIGITS.channel_mults))
-    t.add_argument("--blocks", type=int, default=DIGITS.num_res_blocks)
-    t.add_argument("--attention-levels", type=int, nargs="*", default=list(DIGITS.attention_levels))
-    t.add_argument("--heads", type=int, default=DIGITS.num_heads)
-    t.add_argument("--groups", type=int, default=DIGITS.groups)
+    t.add_argument(
+        "--net",
+        default="digits",
+        choices=NETS,
+        help="the network: 'digits' (the course's 0.70M UNet, default) or 'ddpm-cifar10' (the DDPM paper's 35.7M "
+        "CIFAR-10 UNet); the flags below change single parts of it",
+    )
+    preset = "default: the --net preset's"
+    t.add_argument("--channels", type=int, default=None, help=f"base channels ({preset}: digits 32)")
+    t.add_argument("--mults", type=int, nargs="+", default=None, help=f"channel multiplier per level ({preset})")
+    t.add_argument("--blocks", type=int, default=None, help=f"residual blocks per level ({preset})")
+    t.add_argument("--attention-levels", type=int, nargs="*", default=None, help=f"levels with attention ({preset})")
+    t.add_argument("--heads", type=int, default=None, help=f"attention heads ({preset})")
+    t.add_argument("--groups", type=int, default=None, help=f"GroupNorm groups ({preset})")
     t.add_argument(
         "--dropout",
         type=float,
-        default=DIGITS.dropout,
-        help="dropout in the residual blocks (default %(default)s; 0 fits a 3-minute run slightly better, "
-        "0.1 keeps runs of 10 minutes and more from overfitting the digits)",
+        default=None,
+        help="dropout in the residual blocks (default: 0.1 in both presets; 0 fits a 3-minute digits run slightly "
+        "better, 0.1 keeps runs of 10 minutes and more from overfitting the digits)",
     )
-    t.add_argument("--scale-shift", action=argparse.BooleanOptionalAction, default=DIGITS.scale_shift)
+    t.add_argument(
+        "--scale-shift",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"scale-and-shift timestep conditioning ({preset}: additive in both)",
+    )
     t.add_argument(
         "--zero-init-blocks",
         action=argparse.BooleanOptionalAction,
-        default=DIGITS.zero_init_blocks,
-        help="start each residual block and attention as the identity (zero last layer); "
+        default=None,
+        help="start each residual block and attention as the identity (zero last layer; the default); "
         "--no-zero-init-blocks keeps PyTorch's default initialisation there",
     )
     t.add_argument("--seed", type=int, default=0)
@@ -357,11 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument(
                 "--guidance-data",
                 default=None,
-                choices=["digits", "mnist", "fashion_mnist"],
+                choices=DATASETS,
                 help="the training data the Gaussian is fitted to (with --guidance; default digits)",
             )
+            s.add_argument("--data-root", default="data", help="folder of --guidance-data's files (not digits)")
             s.add_argument("--out", default="samples/digits")
-            s.add_argument("--size", type=int, default=None, help="image size (default 8)")
+            s.add_argument("--size", type=int, default=None, help="image size (default: the training images')")
         else:
             s.add_argument(
                 "--bpd", action="store_true", help="also compute the test-set bits/dim bound (of the network, unguided)"

@@ -1,8 +1,8 @@
 """Checkpoints: written atomically, read with `torch.load(weights_only=True)`, validated on load.
 
 A checkpoint is a plain dict of tensors and primitives:
-    format, step, model_config, train_config, schedule {betas}, model, ema, optimizer (optional),
-    generator_state, torch_rng_state (optional), history (optional)
+    format, step, model_config, train_config, schedule {betas}, data_shape (optional: one training example's
+    shape), model, ema, optimizer (optional), generator_state, torch_rng_state (optional), history (optional)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Data sets: the embedded 8×8 digits (default), 2-D toy sets, and optional MNIST/Fashion-MNIST.
+"""Data sets: the embedded 8×8 digits (default), 2-D toy sets, and optional MNIST/Fashion-MNIST and CIFAR-10.
 
 Images are scaled to [-1, 1], the range the forward process assumes: a pixel with integer value
 v in 0..v_max becomes 2 v / v_max - 1, so the digits (v_max = 16) lie on K = 17 levels and 8-bit
@@ -8,6 +8,8 @@ images (v_max = 255) on K = 256. `to_model_range` and `from_model_range` convert
 from __future__ import annotations
 
 import math
+import pickle
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +26,8 @@ __all__ = [
     "toy_gaussian_mixture",
     "load_toy",
     "load_mnist",
+    "load_cifar10",
+    "DATASETS",
     "load_dataset",
 ]
 
@@ -132,10 +136,84 @@ def load_mnist(name: str = "mnist", split: str = "train", root: str = "data", do
     return to_model_range(ds.data.float()[:, None], 255.0)
 
 
+CIFAR10_FOLDER = "cifar-10-batches-py"  # what the official python archive (cifar-10-python.tar.gz) unpacks to
+CIFAR10_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Reads pickles of plain containers and numpy arrays only, as CIFAR-10's files are: anything else in a file
+    (which could run code while it is read) is refused, in the spirit of `torch.load(weights_only=True)`."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: a CIFAR-10 file holds only arrays and lists")
+        if module == "numpy.core.multiarray" and hasattr(np, "_core"):  # the files' name; numpy 2 moved it
+            module = "numpy._core.multiarray"
+        return super().find_class(module, name)
+
+
+def _read_cifar10_batch(path: Path) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{str(path)!r} is not a CIFAR-10 batch file or is corrupt ({exc})") from exc
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{str(path)!r} holds data of shape {data.shape}, not (N, 3072): not a CIFAR-10 batch")
+    return data.reshape(-1, 3, 32, 32)  # each row: 1,024 red, then green, then blue values, row by row
+
+
+def load_cifar10(split: str = "train", root: str = "data", download: bool = False) -> torch.Tensor:
+    """CIFAR-10 (Krizhevsky 2009): 50,000 training or 10,000 test 32×32 colour images, (N, 3, 32, 32) in [-1, 1].
+
+    Reads the official python version unpacked under `root` (`root/cifar-10-batches-py/data_batch_1`, ...,
+    `test_batch`). With `download=True` and internet, torchvision (the optional `datasets` extra) fetches
+    and checks it first. The files are pickles; only arrays and lists are accepted from them.
+    """
+    if split not in CIFAR10_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    folder = Path(root) / CIFAR10_FOLDER
+    if download and not all((folder / name).is_file() for name in CIFAR10_FILES[split]):
+        try:
+            import torchvision
+        except ImportError as exc:
+            raise ImportError(
+                "downloading CIFAR-10 needs torchvision: pip install 'ddpm-from-scratch[datasets]', or unpack "
+                f"cifar-10-python.tar.gz under {root!r} yourself"
+            ) from exc
+        try:
+            torchvision.datasets.CIFAR10(root=root, train=split == "train", download=True)
+        except Exception as exc:  # URLError offline, RuntimeError on a failed checksum
+            raise RuntimeError(f"could not download CIFAR-10 into {root!r} ({exc})") from exc
+    missing = [name for name in CIFAR10_FILES[split] if not (folder / name).is_file()]
+    if missing:
+        raise RuntimeError(
+            f"CIFAR-10's {split} files {missing} are not in {str(folder)!r}. Unpack the official python version "
+            f"(cifar-10-python.tar.gz) under {root!r}, pass download=True with internet, or use the embedded "
+            "default ddpm_utils.load_digits(), which needs no download."
+        )
+    images = np.concatenate([_read_cifar10_batch(folder / name) for name in CIFAR10_FILES[split]])
+    return to_model_range(torch.from_numpy(images).float(), 255.0)
+
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+
 def load_dataset(name: str, split: str = "train", **kwargs) -> torch.Tensor:
-    """Images by name: 'digits' (default, embedded), 'mnist' or 'fashion_mnist' (optional)."""
+    """Images by name: 'digits' (default, embedded), 'mnist', 'fashion_mnist' or 'cifar10' (optional files)."""
     if name == "digits":
         return load_digits(split, **kwargs)
     if name in ("mnist", "fashion_mnist"):
         return load_mnist(name, split, **kwargs)
-    raise ValueError(f"unknown dataset {name!r}; expected 'digits', 'mnist' or 'fashion_mnist'")
+    if name == "cifar10":
+        return load_cifar10(split, **kwargs)
+    raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")

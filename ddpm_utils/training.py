@@ -325,6 +325,7 @@ class Trainer:
             "model_config": model_config_dict(self.model),
             "train_config": asdict(self.config),
             "schedule": self.schedule.state_dict(),
+            "data_shape": list(self.data.shape[1:]),  # one example's shape: what `sample` draws by default
             "model": {k: v.contiguous() for k, v in self.model.state_dict().items()},
             "ema": {k: v.contiguous() for k, v in self.ema.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),

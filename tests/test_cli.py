@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from ddpm_utils import (
+    DIGITS,
     GaussianData,
     Guided,
     LowPrecision,
@@ -215,3 +217,37 @@ def test_zero_init_blocks_flag_reaches_the_checkpoint(tmp_path):
     assert main(["train", "--out", str(ck), "--steps", "1", "--no-zero-init-blocks", *tiny]) == 0
     model, _, state = model_from_checkpoint(ck)
     assert state["model_config"]["zero_init_blocks"] is False and model.config.zero_init_blocks is False
+
+
+def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path, capsys):
+    from test_data import write_fake_cifar10
+
+    from ddpm_utils.__main__ import _unet_config, build_parser
+    from ddpm_utils.unet import DDPM_CIFAR10
+
+    # --net ddpm-cifar10 alone is the paper's network; a flag changes only its own part
+    parse = build_parser().parse_args
+    assert _unet_config(parse(["train", "--net", "ddpm-cifar10"]), 3) == DDPM_CIFAR10
+    narrow = _unet_config(parse(["train", "--net", "ddpm-cifar10", "--channels", "32", "--dropout", "0"]), 3)
+    assert narrow == dataclasses.replace(DDPM_CIFAR10, base_channels=32, dropout=0.0)
+    assert _unet_config(parse(["train"]), 1) == DIGITS  # the default is the course's network
+    write_fake_cifar10(tmp_path / "files", per_file=4)
+    ck, out = tmp_path / "cifar.pt", tmp_path / "grid"
+    small = ["--channels", "32", "--mults", "1", "2", "--blocks", "1", "--quiet", "--batch-size", "4"]
+    args = ["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "files"), "--net", "ddpm-cifar10"]
+    recipe = ["--warmup-steps", "1", "--lr-schedule", "constant", "--ema-decay", "0.9999", "--lr", "2e-4"]
+    assert main([*args, "--steps", "2", *recipe, "--out", str(ck), *small]) == 0
+    state = torch.load(ck, weights_only=True)
+    assert state["data_shape"] == [3, 32, 32] and state["model_config"]["in_channels"] == 3
+    config = state["train_config"]
+    assert (config["warmup_steps"], config["lr_schedule"], config["ema_decay"], config["lr"]) == (
+        1,
+        "constant",
+        0.9999,
+        2e-4,
+    )
+    assert main(["sample", str(ck), "--n", "2", "--steps", "10", "--out", str(out)]) == 0
+    assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (2, 3, 32, 32)  # its size, not 8x8
+    capsys.readouterr()
+    assert main(["evaluate", str(ck), "--n", "10"]) == 2
+    assert "trained on examples of shape (3, 32, 32)" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ddpm_utils import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range
-from ddpm_utils.data import load_mnist, toy_gaussian_mixture
+from ddpm_utils.data import load_cifar10, load_mnist, toy_gaussian_mixture
 
 
 def test_digits_split_is_fixed_disjoint_and_complete():
@@ -67,3 +67,62 @@ def test_gaussian_mixture_density_matches_torch_distributions():
 def test_mnist_without_files_names_the_embedded_default(tmp_path):
     with pytest.raises((ImportError, RuntimeError), match="load_digits"):
         load_mnist("mnist", root=str(tmp_path), download=False)
+
+
+def write_fake_cifar10(root, per_file: int = 3, seed: int = 0):
+    """CIFAR-10's python layout in miniature: six pickled batches (protocol 2, bytes keys, as the official
+    files), each a dict of `per_file` rows of 3,072 uint8 values (1,024 red, green, blue, row by row)."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    rows = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        rows[name] = rng.integers(0, 256, (per_file, 3072), dtype=np.uint8)
+        batch = {b"batch_label": name.encode(), b"labels": [0] * per_file, b"data": rows[name]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    return rows
+
+
+def test_cifar10_reads_the_official_layout_into_model_range(tmp_path):
+    rows = write_fake_cifar10(tmp_path)
+    train, test = load_cifar10("train", root=str(tmp_path)), load_dataset("cifar10", "test", root=str(tmp_path))
+    assert train.shape == (15, 3, 32, 32) and test.shape == (3, 3, 32, 32) and train.dtype == torch.float32
+    # brute force: pixel (row i, column j) of channel c is value c * 1024 + 32 i + j of its row, mapped to [-1, 1]
+    first = rows["data_batch_1"][0]
+    for c, i, j in ((0, 0, 0), (1, 5, 7), (2, 31, 31), (0, 31, 0)):
+        assert train[0, c, i, j].item() == pytest.approx(2 * int(first[c * 1024 + 32 * i + j]) / 255 - 1)
+    last = rows["data_batch_5"][-1]  # the five training files in order
+    assert train[-1, 2, 3, 4].item() == pytest.approx(2 * int(last[2 * 1024 + 32 * 3 + 4]) / 255 - 1)
+    assert train.min() >= -1 and train.max() <= 1
+
+
+def test_cifar10_refuses_missing_corrupt_and_unsafe_files(tmp_path):
+    import pickle
+
+    with pytest.raises(RuntimeError, match="load_digits"):  # missing: says where the files go and what needs none
+        load_cifar10("train", root=str(tmp_path))
+    with pytest.raises(ValueError, match="split"):
+        load_cifar10("valid", root=str(tmp_path))
+    write_fake_cifar10(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_cifar10("test", root=str(tmp_path))
+
+    class RunsCode:  # what a tampered file could hold: unpickling it would call os.getcwd (or anything)
+        def __reduce__(self):
+            import os
+
+            return (os.getcwd, ())
+
+    batch.write_bytes(pickle.dumps({b"data": RunsCode()}, protocol=2))
+    with pytest.raises(ValueError, match="refusing"):
+        load_cifar10("test", root=str(tmp_path))
+    batch.write_bytes(pickle.dumps({b"data": [[0] * 100]}, protocol=2))  # readable, but not 3,072 values a row
+    with pytest.raises(ValueError, match="not a CIFAR-10 batch"):
+        load_cifar10("test", root=str(tmp_path))

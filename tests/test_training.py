@@ -239,3 +239,14 @@ def test_bad_train_config_and_data():
         TrainConfig(optimizer="muon", muon_lr_ratio=-1.0)
     with pytest.raises(ValueError, match="floating-point"):
         Trainer(UNet(TINY), torch.zeros(10, 1, 8, 8, dtype=torch.long))
+
+
+def test_lr_warms_up_then_decays_to_zero_or_holds():
+    data = load_toy("moons", 64)
+    for schedule, at_half, at_end in (("cosine", 5e-4, 0.0), ("constant", 1e-3, 1e-3)):
+        config = TrainConfig(lr=1e-3, warmup_steps=10, lr_schedule=schedule, max_steps=100)
+        trainer = Trainer(MLPDenoiser(2), data, config)
+        assert trainer.lr_at(0.0) == pytest.approx(1e-4)  # step 0 of 10 warm-up steps: a tenth of the way
+        trainer.step = 50
+        assert trainer.lr_at(0.5) == pytest.approx(at_half)  # cosine: (1 + cos(pi / 2)) / 2 of the peak
+        assert trainer.lr_at(1.0) == pytest.approx(at_end, abs=1e-15)
