@@ -126,3 +126,13 @@ def test_cifar10_refuses_missing_corrupt_and_unsafe_files(tmp_path):
     batch.write_bytes(pickle.dumps({b"data": [[0] * 100]}, protocol=2))  # readable, but not 3,072 values a row
     with pytest.raises(ValueError, match="not a CIFAR-10 batch"):
         load_cifar10("test", root=str(tmp_path))
+
+
+def test_cifar10_download_needs_torchvision_and_says_so(tmp_path):
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="datasets"):  # names the extra that installs it
+            load_cifar10("train", root=str(tmp_path), download=True)
+    else:
+        pytest.skip("torchvision is installed: downloading would need internet")
