@@ -62,6 +62,7 @@ def cmd_train(args) -> int:
             warmup_steps=args.warmup_steps,
             lr_schedule=args.lr_schedule,
             ema_decay=args.ema_decay,
+            hflip=args.hflip,
             max_steps=args.steps,
             max_minutes=args.minutes,
             seed=args.seed,
@@ -293,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--ema-decay", type=float, default=0.999, help="EMA of the weights (the paper's CIFAR-10 run: 0.9999)"
+    )
+    t.add_argument(
+        "--hflip",
+        action="store_true",
+        help="mirror each training image left to right with probability 1/2 (the paper's CIFAR-10 runs; not digits)",
     )
     t.add_argument("--schedule", default="linear", choices=["linear", "cosine", "scaled_linear"])
     t.add_argument("--T", type=int, default=1000, help="number of diffusion steps")

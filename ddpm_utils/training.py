@@ -63,6 +63,7 @@ class TrainConfig:
     channels_last: bool = True
     min_snr_gamma: float | None = None  # Min-SNR-γ loss weighting (None: plain L_simple)
     posterior_target: bool = False  # regress on E[target | x_t] over the training set (see training_losses)
+    hflip: bool = False  # mirror each training image left to right with probability 1/2 (DDPM's CIFAR-10 runs)
     optimizer: str = "adamw"  # 'adamw', or 'muon': Muon on hidden weights, AdamW on the rest (ddpm_utils.optim)
     muon_lr_ratio: float = 3.0  # Muon's step relative to AdamW's, after RMS matching (optimizer='muon' only)
 
@@ -79,6 +80,11 @@ class TrainConfig:
             raise ValueError(f"muon_lr_ratio must be positive, got {self.muon_lr_ratio}")
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
             raise ValueError(f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}")
+        if self.hflip and self.posterior_target:
+            raise ValueError(
+                "hflip and posterior_target exclude each other: E[target | x_t] is computed over the training set "
+                "as given, which mirrored images are not part of"
+            )
 
 
 def draw_batch(
@@ -93,6 +99,14 @@ def draw_batch(
     t = torch.randint(0, num_steps, (batch_size,), generator=generator)
     noise = torch.randn((batch_size, *data.shape[1:]), generator=generator, dtype=data.dtype)
     return data[index.to(data.device)].cpu(), t, noise
+
+
+def random_hflip(x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image (B, C, H, W) mirrored left to right with probability 1/2, the choices drawn from `generator`."""
+    if x0.dim() != 4:
+        raise ValueError(f"hflip needs images (B, C, H, W), got shape {tuple(x0.shape)}")
+    flip = torch.rand(len(x0), generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None].to(x0.device), x0.flip(-1), x0)
 
 
 def training_losses(
@@ -147,6 +161,8 @@ class Trainer:
     def __init__(self, model: nn.Module, data: torch.Tensor, config: TrainConfig = TrainConfig(), device="cpu"):
         if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2:
             raise ValueError(f"data must be a floating-point tensor (N, ...), got {getattr(data, 'shape', data)}")
+        if config.hflip and data.dim() != 4:
+            raise ValueError(f"hflip mirrors images (N, C, H, W); the data has shape {tuple(data.shape)}")
         self.config = config
         self.device = torch.device(device)
         self.rank, self.world_size = _dist()
@@ -207,6 +223,8 @@ class Trainer:
         cfg = self.config
         self.model.train()
         x0, t, noise = draw_batch(self.data, cfg.batch_size, cfg.num_steps, self.generator)
+        if cfg.hflip:  # drawn for the whole global batch, so every rank mirrors the same images
+            x0 = random_hflip(x0, self.generator)
         per_rank = cfg.batch_size // self.world_size
         part = slice(self.rank * per_rank, (self.rank + 1) * per_rank)
         x0, t, noise = (v[part].to(self.device) for v in (x0, t, noise))

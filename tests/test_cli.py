@@ -235,17 +235,13 @@ def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path
     ck, out = tmp_path / "cifar.pt", tmp_path / "grid"
     small = ["--channels", "32", "--mults", "1", "2", "--blocks", "1", "--quiet", "--batch-size", "4"]
     args = ["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "files"), "--net", "ddpm-cifar10"]
-    recipe = ["--warmup-steps", "1", "--lr-schedule", "constant", "--ema-decay", "0.9999", "--lr", "2e-4"]
+    recipe = ["--warmup-steps", "1", "--lr-schedule", "constant", "--ema-decay", "0.9999", "--lr", "2e-4", "--hflip"]
     assert main([*args, "--steps", "2", *recipe, "--out", str(ck), *small]) == 0
     state = torch.load(ck, weights_only=True)
     assert state["data_shape"] == [3, 32, 32] and state["model_config"]["in_channels"] == 3
     config = state["train_config"]
-    assert (config["warmup_steps"], config["lr_schedule"], config["ema_decay"], config["lr"]) == (
-        1,
-        "constant",
-        0.9999,
-        2e-4,
-    )
+    got = {k: config[k] for k in ("warmup_steps", "lr_schedule", "ema_decay", "lr", "hflip")}
+    assert got == {"warmup_steps": 1, "lr_schedule": "constant", "ema_decay": 0.9999, "lr": 2e-4, "hflip": True}
     assert main(["sample", str(ck), "--n", "2", "--steps", "10", "--out", str(out)]) == 0
     assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (2, 3, 32, 32)  # its size, not 8x8
     capsys.readouterr()

@@ -250,3 +250,38 @@ def test_lr_warms_up_then_decays_to_zero_or_holds():
         trainer.step = 50
         assert trainer.lr_at(0.5) == pytest.approx(at_half)  # cosine: (1 + cos(pi / 2)) / 2 of the peak
         assert trainer.lr_at(1.0) == pytest.approx(at_end, abs=1e-15)
+
+
+def test_hflip_mirrors_about_half_the_images_and_the_trainer_trains_on_them(monkeypatch):
+    from ddpm_utils import training
+    from ddpm_utils.training import random_hflip
+
+    x0 = torch.randn(400, 3, 4, 5)
+    out = random_hflip(x0, torch.Generator().manual_seed(0))
+    same = (out == x0).flatten(1).all(1)
+    mirrored = (out == x0.flip(-1)).flatten(1).all(1)
+    assert (same ^ mirrored).all()  # each image as it was or mirrored, never anything else
+    assert 150 < mirrored.sum() < 250  # about half: binomial(400, 1/2) has sd 10
+    torch.testing.assert_close(out, random_hflip(x0, torch.Generator().manual_seed(0)))  # seeded
+    with pytest.raises(ValueError, match="images"):
+        random_hflip(torch.randn(8, 2), torch.Generator())
+    # the trainer's batches: asymmetric images, some of them mirrored, the rest as drawn
+    data = torch.arange(16 * 2 * 2 * 3, dtype=torch.float32).reshape(16, 1, 2, 6)[:, :, :, :3].contiguous()
+    seen = []
+
+    def recording(model, schedule, x0, *args, **kwargs):
+        seen.append(x0.clone())
+        return torch.zeros(len(x0), requires_grad=True)
+
+    monkeypatch.setattr(training, "training_losses", recording)
+    model = UNet(UNetConfig(base_channels=8, channel_mults=(1,), num_res_blocks=1, attention_levels=(), groups=4))
+    config = TrainConfig(batch_size=64, max_steps=1, hflip=True, channels_last=False)
+    Trainer(model, data, config).train_step()
+    batch = seen[0].contiguous()
+    originals = (batch[:, None] == data[None]).flatten(2).all(2).any(1)
+    mirrors = (batch[:, None] == data.flip(-1)[None]).flatten(2).all(2).any(1)
+    assert (originals ^ mirrors).all() and 16 < mirrors.sum() < 48
+    with pytest.raises(ValueError, match="mirrors images"):
+        Trainer(MLPDenoiser(2), load_toy("moons", 64), TrainConfig(hflip=True))
+    with pytest.raises(ValueError, match="exclude each other"):
+        TrainConfig(hflip=True, posterior_target=True)
