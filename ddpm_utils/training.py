@@ -365,6 +365,12 @@ class Trainer:
                 f"checkpoint model config {state.get('model_config')} differs from this trainer's "
                 f"{model_config_dict(self.model)}"
             )
+        trained_on = state.get("data_shape")
+        if trained_on is not None and list(trained_on) != list(self.data.shape[1:]):
+            raise ValueError(
+                f"the checkpoint was trained on examples of shape {tuple(trained_on)}, but this data's are "
+                f"{tuple(self.data.shape[1:])}: resume with the data it was trained on"
+            )
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         if state.get("optimizer") is not None:

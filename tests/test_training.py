@@ -285,3 +285,15 @@ def test_hflip_mirrors_about_half_the_images_and_the_trainer_trains_on_them(monk
         Trainer(MLPDenoiser(2), load_toy("moons", 64), TrainConfig(hflip=True))
     with pytest.raises(ValueError, match="exclude each other"):
         TrainConfig(hflip=True, posterior_target=True)
+
+
+def test_resume_refuses_data_of_another_shape(tmp_path):
+    config = TrainConfig(batch_size=8, max_steps=1)
+    model = UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, groups=4, num_heads=2))
+    trainer = Trainer(model, torch.randn(32, 1, 8, 8), config)
+    trainer.train(progress=False)
+    trainer.save(tmp_path / "run.pt")
+    # the same network accepts 16x16 images, so only the stored shape can tell that this is the wrong data
+    with pytest.raises(ValueError, match=r"trained on examples of shape \(1, 8, 8\)"):
+        Trainer.resume(tmp_path / "run.pt", torch.randn(32, 1, 16, 16), max_steps=2)
+    assert Trainer.resume(tmp_path / "run.pt", torch.randn(32, 1, 8, 8), max_steps=2).step == 1
