@@ -7,8 +7,10 @@ images (v_max = 255) on K = 256. `to_model_range` and `from_model_range` convert
 
 from __future__ import annotations
 
+import gzip
 import math
 import pickle
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -107,33 +109,65 @@ def load_toy(name: str, n: int = 4096, seed: int = 0) -> torch.Tensor:
     raise ValueError(f"unknown toy data set {name!r}; expected 'moons', 'swiss_roll' or 'gaussian_mixture'")
 
 
-def load_mnist(name: str = "mnist", split: str = "train", root: str = "data", download: bool = False) -> torch.Tensor:
-    """MNIST or Fashion-MNIST via torchvision (the optional `datasets` extra), in [-1, 1], (N, 1, 28, 28).
+MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvision's layout: root/<folder>/raw/
+MNIST_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}  # also read gzipped (.gz)
 
-    Looks for the files under `root` (torchvision's layout, e.g. data/MNIST/raw/...). With
-    `download=True` torchvision fetches them, which needs internet.
+
+def _read_idx_images(path: Path) -> np.ndarray:
+    """The images of an IDX file (MNIST's format): a big-endian header (magic 2051, count, rows, columns), then
+    one unsigned byte per pixel, row by row. Gzipped files (.gz) are read as they come."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        try:
+            raw = f.read()
+        except OSError as exc:  # a damaged gzip stream
+            raise ValueError(f"{str(path)!r} cannot be read ({exc})") from exc
+    if len(raw) < 16 or struct.unpack(">I", raw[:4])[0] != 2051:
+        raise ValueError(f"{str(path)!r} is not an IDX image file (MNIST's format)")
+    n, rows, cols = struct.unpack(">III", raw[4:16])
+    if len(raw) != 16 + n * rows * cols:
+        raise ValueError(
+            f"{str(path)!r} is truncated or corrupt: {len(raw) - 16} bytes for {n} images of {rows}x{cols}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows, cols)
+
+
+def load_mnist(name: str = "mnist", split: str = "train", root: str = "data", download: bool = False) -> torch.Tensor:
+    """MNIST or Fashion-MNIST, (N, 1, 28, 28) in [-1, 1], read from the raw IDX files under `root`.
+
+    The files go where torchvision puts them (`root/MNIST/raw/train-images-idx3-ubyte`, or `FashionMNIST`; gzipped
+    or not), and are read without torchvision. With `download=True` and internet, torchvision (the optional
+    `datasets` extra) fetches them first.
     """
-    if name not in ("mnist", "fashion_mnist"):
+    if name not in MNIST_FOLDERS:
         raise ValueError(f"name must be 'mnist' or 'fashion_mnist', got {name!r}")
-    if split not in ("train", "test"):
+    if split not in MNIST_FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    try:
-        import torchvision
-    except ImportError as exc:
-        raise ImportError(
-            "MNIST needs torchvision: pip install 'ddpm-from-scratch[datasets]' (or use the embedded "
-            "default, ddpm_utils.load_digits(), which needs no download)"
-        ) from exc
-    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
-    try:
-        ds = cls(root=root, train=split == "train", download=download)
-    except Exception as exc:  # torchvision raises RuntimeError (missing) or URLError (offline)
+    raw = Path(root) / MNIST_FOLDERS[name] / "raw"
+
+    def found() -> list[Path]:
+        return [p for p in (raw / MNIST_FILES[split], raw / f"{MNIST_FILES[split]}.gz") if p.is_file()]
+
+    if download and not found():
+        try:
+            import torchvision
+        except ImportError as exc:
+            raise ImportError(
+                f"downloading {name} needs torchvision: pip install 'ddpm-from-scratch[datasets]', or copy its raw "
+                f"files into {str(raw)!r} yourself (or use the embedded default, ddpm_utils.load_digits())"
+            ) from exc
+        cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+        try:
+            cls(root=root, train=split == "train", download=True)
+        except Exception as exc:  # URLError offline, RuntimeError on a failed checksum
+            raise RuntimeError(f"could not download {name} into {root!r} ({exc})") from exc
+    if not found():
         raise RuntimeError(
-            f"could not load {name} from {root!r} ({exc}). Without internet, copy the dataset's raw "
-            f"files into {root}/{cls.__name__}/raw/ and pass root={root!r}, or use the embedded default "
+            f"{name}'s {split} images ({MNIST_FILES[split]}, gzipped or not) are not in {str(raw)!r}. Copy the "
+            "dataset's raw files there, pass download=True with internet, or use the embedded default "
             "ddpm_utils.load_digits(), which needs no download."
-        ) from exc
-    return to_model_range(ds.data.float()[:, None], 255.0)
+        )
+    images = _read_idx_images(found()[0])
+    return to_model_range(torch.from_numpy(images.copy()).float()[:, None], 255.0)
 
 
 CIFAR10_FOLDER = "cifar-10-batches-py"  # what the official python archive (cifar-10-python.tar.gz) unpacks to

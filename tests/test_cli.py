@@ -247,3 +247,18 @@ def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path
     capsys.readouterr()
     assert main(["evaluate", str(ck), "--n", "10"]) == 2
     assert "trained on examples of shape (3, 32, 32)" in capsys.readouterr().err
+
+
+def test_mnist_from_local_files_trains_and_samples_at_28x28(tmp_path):
+    import numpy as np
+    from test_data import write_idx_images
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 28, 28), dtype=np.uint8)
+    write_idx_images(tmp_path / "files" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz", images, gzipped=True)
+    ck, out = tmp_path / "mnist.pt", tmp_path / "grid"
+    small = ["--channels", "16", "--groups", "8", "--heads", "2", "--quiet", "--batch-size", "4", "--steps", "1"]
+    assert main(["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--out", str(ck), *small]) == 0
+    assert torch.load(ck, weights_only=True)["data_shape"] == [1, 28, 28]
+    assert main(["sample", str(ck), "--n", "2", "--steps", "10", "--out", str(out)]) == 0
+    assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (2, 1, 28, 28)
+    assert main(["train", "--dataset", "fashion_mnist", "--data-root", str(tmp_path / "files"), *small]) == 2  # absent

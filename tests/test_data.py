@@ -136,3 +136,38 @@ def test_cifar10_download_needs_torchvision_and_says_so(tmp_path):
             load_cifar10("train", root=str(tmp_path), download=True)
     else:
         pytest.skip("torchvision is installed: downloading would need internet")
+
+
+def write_idx_images(path, images, gzipped=False):
+    """MNIST's IDX format: magic 2051, count, rows, columns (big-endian), then the pixels as bytes."""
+    import gzip
+    import struct
+
+    raw = struct.pack(">IIII", 2051, *images.shape) + images.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (gzip.open if gzipped else open)(path, "wb") as f:
+        f.write(raw)
+
+
+def test_mnist_reads_idx_files_plain_or_gzipped_without_torchvision(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    train, test = (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for n in (5, 3))
+    write_idx_images(tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte", train)
+    write_idx_images(tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz", test, gzipped=True)
+    x = load_mnist("mnist", "train", root=str(tmp_path))
+    y = load_dataset("fashion_mnist", "test", root=str(tmp_path))
+    assert x.shape == (5, 1, 28, 28) and y.shape == (3, 1, 28, 28)
+    for img, i, j in ((0, 0, 0), (4, 27, 27), (2, 13, 5)):  # pixel (i, j) is byte 28 i + j of its image
+        assert x[img, 0, i, j].item() == pytest.approx(2 * int(train[img].reshape(-1)[28 * i + j]) / 255 - 1)
+    assert y[1, 0, 3, 20].item() == pytest.approx(2 * int(test[1, 3, 20]) / 255 - 1)
+    # damaged files are named, not read as images
+    bad = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    bad.write_bytes(b"\x00\x00\x08\x01" + bytes(12))  # a label file's magic (2049)
+    with pytest.raises(ValueError, match="not an IDX image file"):
+        load_mnist("mnist", "test", root=str(tmp_path))
+    write_idx_images(bad, test)
+    bad.write_bytes(bad.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        load_mnist("mnist", "test", root=str(tmp_path))
