@@ -222,7 +222,9 @@ def test_zero_init_blocks_flag_reaches_the_checkpoint(tmp_path):
 def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path, capsys):
     from test_data import write_fake_cifar10
 
+    from ddpm_utils import bits_per_dim, nll_bound
     from ddpm_utils.__main__ import _unet_config, build_parser
+    from ddpm_utils.data import load_cifar10
     from ddpm_utils.unet import DDPM_CIFAR10
 
     # --net ddpm-cifar10 alone is the paper's network; a flag changes only its own part
@@ -236,7 +238,7 @@ def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path
     small = ["--channels", "32", "--mults", "1", "2", "--blocks", "1", "--quiet", "--batch-size", "4"]
     args = ["train", "--dataset", "cifar10", "--data-root", str(tmp_path / "files"), "--net", "ddpm-cifar10"]
     recipe = ["--warmup-steps", "1", "--lr-schedule", "constant", "--ema-decay", "0.9999", "--lr", "2e-4", "--hflip"]
-    assert main([*args, "--steps", "2", *recipe, "--out", str(ck), *small]) == 0
+    assert main([*args, "--steps", "2", "--T", "100", *recipe, "--out", str(ck), *small]) == 0  # T: a quick bound
     state = torch.load(ck, weights_only=True)
     assert state["data_shape"] == [3, 32, 32] and state["model_config"]["in_channels"] == 3
     config = state["train_config"]
@@ -245,8 +247,19 @@ def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path
     assert main(["sample", str(ck), "--n", "2", "--steps", "10", "--out", str(out)]) == 0
     assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (2, 3, 32, 32)  # its size, not 8x8
     capsys.readouterr()
-    assert main(["evaluate", str(ck), "--n", "10"]) == 2
+    assert main(["evaluate", str(ck), "--n", "10"]) == 2  # not scored as digits
     assert "trained on examples of shape (3, 32, 32)" in capsys.readouterr().err
+    files = ["--dataset", "cifar10", "--data-root", str(tmp_path / "files")]
+    assert main(["evaluate", str(ck), *files]) == 2
+    assert "add --bpd" in capsys.readouterr().err
+    # the bound on CIFAR-10's first test images: 8-bit data, so the decoder's 256 levels
+    assert main(["evaluate", str(ck), *files, "--bpd", "--n", "2", "--seed", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    model, schedule, _ = model_from_checkpoint(ck)
+    test = load_cifar10("test", root=str(tmp_path / "files"))[:2]
+    bound = nll_bound(model, schedule, test, num_levels=256, generator=torch.Generator().manual_seed(3))
+    assert report["test_images"] == 2
+    assert report["test_bits_per_dim"] == pytest.approx(bits_per_dim(bound["total"], test).mean().item(), abs=1e-4)
 
 
 def test_mnist_from_local_files_trains_and_samples_at_28x28(tmp_path):
