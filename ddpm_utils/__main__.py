@@ -234,7 +234,7 @@ def cmd_evaluate(args) -> int:
     if state["model_config"].get("kind", "unet") != "unet":
         raise ValueError(f"evaluate scores image models; {args.checkpoint} holds a 2-D (MLP) model")
     dataset = args.dataset or ("digits" if trained_on == [1, 8, 8] else None)
-    if dataset is None:
+    if dataset is None or (dataset == "digits" and trained_on != [1, 8, 8]):
         raise ValueError(
             f"{args.checkpoint} was trained on examples of shape {tuple(trained_on)}, not the 8x8 digits: name its "
             "data with --dataset (mnist, fashion_mnist, cifar10) for the likelihood bound (--bpd)"

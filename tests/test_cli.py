@@ -247,8 +247,9 @@ def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path
     assert main(["sample", str(ck), "--n", "2", "--steps", "10", "--out", str(out)]) == 0
     assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (2, 3, 32, 32)  # its size, not 8x8
     capsys.readouterr()
-    assert main(["evaluate", str(ck), "--n", "10"]) == 2  # not scored as digits
-    assert "trained on examples of shape (3, 32, 32)" in capsys.readouterr().err
+    for digits in ([], ["--dataset", "digits"]):  # not scored as digits, even when asked to
+        assert main(["evaluate", str(ck), "--n", "10", *digits]) == 2
+        assert "trained on examples of shape (3, 32, 32)" in capsys.readouterr().err
     files = ["--dataset", "cifar10", "--data-root", str(tmp_path / "files")]
     assert main(["evaluate", str(ck), *files]) == 2
     assert "add --bpd" in capsys.readouterr().err
