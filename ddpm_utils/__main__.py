@@ -13,6 +13,7 @@ import torch
 from .data import DATASETS
 from .optim import OPTIMIZERS
 from .sampling import SAMPLERS
+from .training import TrainConfig
 from .unet import DDPM_CIFAR10, DIGITS, UNetConfig
 
 DEFAULT_SAMPLE_STEPS = {"ddim": 50, "dpm-solver": 20}
@@ -44,7 +45,7 @@ def cmd_train(args) -> int:
 
     from .data import load_dataset
     from .distributed import cleanup, setup_from_env
-    from .training import TrainConfig, Trainer
+    from .training import Trainer
     from .unet import UNet
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
@@ -243,6 +244,21 @@ def cmd_evaluate(args) -> int:
     if dataset != "digits":  # FD_digits and the copying check are for the digits; the bound is for any data
         if not args.bpd:
             raise ValueError(f"for {dataset}, evaluate reports the likelihood bound only: add --bpd")
+        if args.n < 1:
+            raise ValueError(f"--n (test images for the bound) must be at least 1, got {args.n}")
+        drawing = {  # options of sampling, which the bound does not do: refused rather than silently ignored
+            "--sampler": args.sampler != "ddim",
+            "--steps": args.steps is not None,
+            "--eta": args.eta != 0,
+            "--guidance": args.guidance != 1 or args.guide is not None or args.guidance_interval is not None,
+            "--bf16": args.bf16,
+            "--repeats": args.repeats != 1,
+        }
+        if any(drawing.values()):
+            flags = ", ".join(name for name, given in drawing.items() if given)
+            raise ValueError(
+                f"{flags}: options of sampling, but for {dataset} evaluate draws no samples (the bound only)"
+            )
         test = load_dataset(dataset, "test", root=args.data_root)
         if list(test.shape[1:]) != trained_on:
             raise ValueError(
@@ -311,21 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
     t.add_argument("--resume", default=None, help="continue from this checkpoint")
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (the DDPM paper's CIFAR-10 run: 2e-4)")
+    t.add_argument(
+        "--lr", type=float, default=TrainConfig.lr, help="peak learning rate (the DDPM paper's CIFAR-10 run: 2e-4)"
+    )
     t.add_argument(
         "--warmup-steps",
         type=int,
-        default=100,
+        default=TrainConfig.warmup_steps,
         help="linear warm-up of the learning rate (the paper's CIFAR-10 run: 5000)",
     )
     t.add_argument(
         "--lr-schedule",
-        default="cosine",
+        default=TrainConfig.lr_schedule,
         choices=["cosine", "constant"],
         help="after the warm-up: cosine decay to 0 at the last step (default) or constant (the DDPM paper's)",
     )
     t.add_argument(
-        "--ema-decay", type=float, default=0.999, help="EMA of the weights (the paper's CIFAR-10 run: 0.9999)"
+        "--ema-decay",
+        type=float,
+        default=TrainConfig.ema_decay,
+        help="EMA of the weights (the paper's CIFAR-10 run: 0.9999)",
     )
     t.add_argument(
         "--hflip",

@@ -119,7 +119,7 @@ def _read_idx_images(path: Path) -> np.ndarray:
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         try:
             raw = f.read()
-        except OSError as exc:  # a damaged gzip stream
+        except (OSError, EOFError) as exc:  # a damaged or cut-off gzip stream
             raise ValueError(f"{str(path)!r} cannot be read ({exc})") from exc
     if len(raw) < 16 or struct.unpack(">I", raw[:4])[0] != 2051:
         raise ValueError(f"{str(path)!r} is not an IDX image file (MNIST's format)")

@@ -253,6 +253,10 @@ def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path
     files = ["--dataset", "cifar10", "--data-root", str(tmp_path / "files")]
     assert main(["evaluate", str(ck), *files]) == 2
     assert "add --bpd" in capsys.readouterr().err
+    assert main(["evaluate", str(ck), *files, "--bpd", "--n", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["evaluate", str(ck), *files, "--bpd", "--guidance", "1.5", "--repeats", "2"]) == 2  # no sampling here
+    assert "--guidance, --repeats: options of sampling" in capsys.readouterr().err
     # the bound on CIFAR-10's first test images: 8-bit data, so the decoder's 256 levels
     assert main(["evaluate", str(ck), *files, "--bpd", "--n", "2", "--seed", "3"]) == 0
     report = json.loads(capsys.readouterr().out)

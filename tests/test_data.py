@@ -171,3 +171,9 @@ def test_mnist_reads_idx_files_plain_or_gzipped_without_torchvision(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-10])
     with pytest.raises(ValueError, match="truncated"):
         load_mnist("mnist", "test", root=str(tmp_path))
+    cut = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"  # a download cut off mid-file
+    write_idx_images(cut, train, gzipped=True)
+    cut.write_bytes(cut.read_bytes()[:-20])
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").unlink()
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_mnist("mnist", "train", root=str(tmp_path))

@@ -6,6 +6,7 @@ metrics take samples from either device; a checkpoint written on one device resu
 comparisons are trivial, but every line of each test runs, so a GPU session finds the tests themselves sound.
 """
 
+import copy
 import dataclasses
 import json
 import math
@@ -73,7 +74,7 @@ def test_a_cpu_generator_gives_the_same_noise_on_any_device(device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_samplers_give_the_cpu_samples_on_any_device(device, pretrained, exact_float32):
     model, schedule = pretrained
-    on_device = (model if device == "cpu" else _copy_to(model, device)).eval()
+    on_device = copy.deepcopy(model).to(device).eval()
     shape = (4, 1, 8, 8)
     runs = {
         "ddpm": lambda m, d: du.ddpm_sample(m, schedule, shape, generator=generator(0), device=d),
@@ -111,7 +112,7 @@ def test_nll_bound_on_any_device(device, exact_float32):
     x0 = du.load_digits("test")[:8]
     ref = du.nll_bound(model, schedule, x0, num_levels=du.DIGITS_LEVELS, generator=generator(5))
     out = du.nll_bound(
-        _copy_to(model, device), schedule, x0.to(device), num_levels=du.DIGITS_LEVELS, generator=generator(5)
+        copy.deepcopy(model).to(device), schedule, x0.to(device), num_levels=du.DIGITS_LEVELS, generator=generator(5)
     )
     assert out["total"].device.type == device
     torch.testing.assert_close(out["total"].cpu(), ref["total"], rtol=1e-4, atol=1e-4)
@@ -176,9 +177,3 @@ def test_the_commands_run_on_a_device(device, tmp_path, capsys, exact_float32):
     assert main(["evaluate", str(out), "--n", "50", "--steps", "3", "--bpd", "--device", device]) == 0
     report = json.loads(capsys.readouterr().out)
     assert math.isfinite(report["fd"]) and report["test_bits_per_dim"] > 0
-
-
-def _copy_to(model: torch.nn.Module, device: str) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(model).to(device)
