@@ -7,7 +7,8 @@ digits with the 0.70M-parameter matched architecture. Both run the same hand-wri
 runs through `ddpm_utils.Trainer` (which adds EMA, clipping, logging). Correctness: both losses on the
 same batches are printed, before and after the timed steps. `--bf16` adds both networks with bfloat16
 weights and activations (float32 master weights for AdamW, float32 loss): bf16 convolutions run about twice as
-fast on CPUs with AVX-512 bf16 instructions, but the rest of the step does not.
+fast on CPUs with AVX-512 bf16 instructions, but the rest of the step does not. It also times the Trainer with
+`TrainConfig(bf16=True)` (`train --bf16`), which does the same with EMA, clipping and logs.
 """
 
 from __future__ import annotations
@@ -72,14 +73,20 @@ def main():
     }
     for name, net in bf16_nets.items():  # both faster contiguous than channels-last in bf16 (measured)
         contenders[name] = make_step(net, data, schedule, args.batch, torch.Generator().manual_seed(0), False, True)
-    trainer = du.Trainer(ours_digits(channels_last=False, dropout=0.0), data, du.TrainConfig(max_steps=10**6))
+    trainers = {
+        "ddpm_utils Trainer (EMA, clip, logs)": False,
+        **({"ddpm_utils Trainer, bf16": True} if args.bf16 else {}),
+    }
+    for name, bf16 in trainers.items():
+        config = du.TrainConfig(max_steps=10**6, bf16=bf16)
+        trainers[name] = du.Trainer(ours_digits(channels_last=False, dropout=0.0), data, config)
     fns = {name: (lambda s=s: args.batch * args.steps / timed(s, args.steps)) for name, (s, _) in contenders.items()}
-    fns["ddpm_utils Trainer (EMA, clip, logs)"] = lambda: (
-        args.batch * args.steps / timed(trainer.train_step, args.steps)
-    )
+    for name, trainer in trainers.items():
+        fns[name] = lambda s=trainer.train_step: args.batch * args.steps / timed(s, args.steps)
     for s, _ in contenders.values():  # warm-up
         timed(s, 3)
-    timed(trainer.train_step, 3)
+    for trainer in trainers.values():
+        timed(trainer.train_step, 3)
     rates = alternate(fns, args.rounds)
     base = rates["diffusers UNet2DModel"]
     print(

@@ -116,6 +116,25 @@ def test_clear_errors(tmp_path, capsys):
             assert "'cuda' is not available on this machine" in capsys.readouterr().err
 
 
+def test_train_bf16_reaches_the_trainer_and_resumes(tmp_path):
+    """`train --bf16` is TrainConfig(bf16=True): float32 weights in the checkpoint, near the float32 run's; a resumed
+    run keeps the checkpoint's setting unless --bf16 is given."""
+    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
+    low, full = tmp_path / "low.pt", tmp_path / "full.pt"
+    assert main(["train", "--out", str(low), "--steps", "3", "--bf16", *tiny]) == 0
+    assert main(["train", "--out", str(full), "--steps", "3", *tiny]) == 0
+    states = {name: torch.load(ck, weights_only=True) for name, ck in (("low", low), ("full", full))}
+    assert states["low"]["train_config"]["bf16"] is True and states["full"]["train_config"]["bf16"] is False
+    for k, v in states["low"]["model"].items():
+        assert v.dtype == torch.float32
+        torch.testing.assert_close(v, states["full"]["model"][k], rtol=0, atol=0.05)
+    assert any(not torch.equal(v, states["full"]["model"][k]) for k, v in states["low"]["model"].items())
+    assert main(["train", "--resume", str(low), "--out", str(low), "--steps", "4", "--quiet"]) == 0
+    assert torch.load(low, weights_only=True)["train_config"]["bf16"] is True
+    assert main(["train", "--resume", str(full), "--out", str(full), "--steps", "4", "--quiet", "--bf16"]) == 0
+    assert torch.load(full, weights_only=True)["train_config"]["bf16"] is True
+
+
 def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
     """`--guidance w` samples `Guided(network, Gaussian fit of the training digits, w)`, and a network
     trained to predict v is sampled as one (the checkpoint's prediction type, not ε)."""

@@ -130,10 +130,11 @@ def test_metrics_take_samples_from_any_device(device):
     torch.testing.assert_close(class_mix(x.to(device)), class_mix(x))
 
 
+@pytest.mark.parametrize("bf16", [False, True])  # TrainConfig.bf16: the network's bfloat16 copy on the device
 @pytest.mark.parametrize("device", DEVICES)
-def test_training_on_a_device_takes_the_cpu_steps_and_resumes_on_the_cpu(device, tmp_path):
+def test_training_on_a_device_takes_the_cpu_steps_and_resumes_on_the_cpu(device, bf16, tmp_path):
     data = du.load_digits("train")[:256]
-    config = du.TrainConfig(max_steps=3, batch_size=16, log_every=1)
+    config = du.TrainConfig(max_steps=3, batch_size=16, log_every=1, bf16=bf16)
     trainers = {}
     for where in ("cpu", device):
         torch.manual_seed(0)  # the same initial weights

@@ -1,3 +1,5 @@
+import copy
+import dataclasses
 import os
 
 import pytest
@@ -125,10 +127,12 @@ def test_other_predictions_train(prediction):
     assert torch.isfinite(_params(trainer.model)).all()
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-def test_resume_reproduces_the_uninterrupted_run(tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer,bf16", [("adamw", False), ("muon", False), ("adamw", True)])
+def test_resume_reproduces_the_uninterrupted_run(tmp_path, optimizer, bf16):
+    """With bf16 as well: the checkpoint holds the float32 weights, from which the resumed run's bfloat16 copy is
+    made, so the run goes on exactly."""
     data = _images()
-    cfg = TrainConfig(max_steps=8, batch_size=16, log_every=2, warmup_steps=3, optimizer=optimizer)
+    cfg = TrainConfig(max_steps=8, batch_size=16, log_every=2, warmup_steps=3, optimizer=optimizer, bf16=bf16)
     torch.manual_seed(0)
     straight = Trainer(UNet(TINY), data, cfg).train(progress=False)
 
@@ -142,9 +146,51 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, optimizer):
     torch.testing.assert_close(_params(resumed.model), _params(straight.model), rtol=0, atol=0)
     torch.testing.assert_close(_params(resumed.ema), _params(straight.ema), rtol=0, atol=0)
     assert resumed.history["loss"] == straight.history["loss"]
+    assert all(v.dtype == torch.float32 for v in load_checkpoint(tmp_path / "ck.pt")["model"].values())
     other = "muon" if optimizer == "adamw" else "adamw"
     with pytest.raises(ValueError, match=f"optimizer state is '{optimizer}'"):
         Trainer.resume(tmp_path / "ck.pt", data, optimizer=other)
+
+
+def test_bf16_applies_the_bfloat16_copys_gradients_to_the_float32_weights():
+    """One bf16 step, rebuilt by hand: a bfloat16 copy of the network, the loss of the same batch, its gradients in
+    float32, clipped, then AdamW on the float32 weights. The Trainer must give exactly that update, keep the weights
+    and the EMA in float32, and land near the float32 step (same batch; bfloat16 rounds the gradients)."""
+    data = _images()
+    cfg = TrainConfig(max_steps=10, batch_size=16, warmup_steps=1, grad_clip=0.5, bf16=True)
+    torch.manual_seed(0)
+    net = UNet(TINY)
+    for p in net.parameters():  # no zero layers: every weight gets a gradient from the first step
+        torch.nn.init.normal_(p, std=0.2)
+    start = copy.deepcopy(net)
+    trainer = Trainer(net, data, cfg)
+    loss = trainer.train_step()
+    assert all(p.dtype == torch.float32 for p in [*trainer.model.parameters(), *trainer.ema.parameters()])
+
+    low = copy.deepcopy(start).to(torch.bfloat16)
+    x0, t, noise = draw_batch(data, 16, cfg.num_steps, torch.Generator().manual_seed(cfg.seed))
+    schedule = make_schedule(cfg.schedule, cfg.num_steps)
+    by_hand = training_losses(lambda x, s: low(x.bfloat16(), s).float(), schedule, x0, t, noise).mean()
+    by_hand.backward()
+    expected = copy.deepcopy(start)
+    for p, p_low in zip(expected.parameters(), low.parameters()):
+        assert p_low.grad is not None
+        p.grad = p_low.grad.float()
+    torch.nn.utils.clip_grad_norm_(expected.parameters(), 0.5)
+    torch.optim.AdamW(expected.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay).step()
+    assert loss == pytest.approx(by_hand.item(), rel=1e-6)
+    torch.testing.assert_close(_params(trainer.model), _params(expected), rtol=0, atol=1e-6)
+
+    full = Trainer(copy.deepcopy(start), data, dataclasses.replace(cfg, bf16=False))
+    assert full.train_step() == pytest.approx(loss, rel=2e-2)
+    moved_low, moved_full = _params(trainer.model) - _params(start), _params(full.model) - _params(start)
+    assert torch.nn.functional.cosine_similarity(moved_low, moved_full, dim=0) > 0.9
+
+
+def test_bf16_is_refused_under_ddp(monkeypatch):
+    monkeypatch.setattr("ddpm_utils.training._dist", lambda: (0, 2))
+    with pytest.raises(ValueError, match="bf16 trains a bfloat16 copy"):
+        Trainer(UNet(TINY), _images(), TrainConfig(batch_size=16, bf16=True))
 
 
 def test_dropout_runs_resume_identically(tmp_path):
