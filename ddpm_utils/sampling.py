@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import platform
 import warnings
 from collections.abc import Callable
 
@@ -89,6 +90,16 @@ class Guided(torch.nn.Module):
         return torch.where(inside.reshape(-1, *[1] * (out.dim() - 1)), guided, out)
 
 
+def cpu_computes_bfloat16() -> bool | None:
+    """Whether this CPU has the bfloat16 instructions PyTorch's kernels use (AVX-512 BF16 or AMX); None on
+    non-x86 CPUs, where this is not checked. Without them bfloat16 is emulated: on the project's CPU with oneDNN
+    held to AVX-512 without BF16 the digits UNet ran at 0.54-0.62x its float32 speed, held to AVX2 at 0.05x
+    (benchmarks/README.md, session 19)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return None
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 class LowPrecision(torch.nn.Module):
     """A copy of a network that runs in bfloat16 (or float16) for a sampler that keeps float32.
 
@@ -118,6 +129,12 @@ class LowPrecision(torch.nn.Module):
             raise ValueError(
                 "float16 is emulated on CPUs (the digits UNet ran 22x slower than in float32 here); "
                 "use torch.bfloat16 on a CPU"
+            )
+        if on_cpu and cpu_computes_bfloat16() is False:
+            warnings.warn(
+                "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so PyTorch emulates bfloat16 here: "
+                "expect the network to run 2-20x slower than in float32 (leave out --bf16 / bf16=True)",
+                stacklevel=2,
             )
         self.dtype = dtype
         self.model = copy.deepcopy(model).to(dtype)

@@ -62,8 +62,8 @@ class TrainConfig:
     # the forward and backward passes on a bfloat16 copy of the network, whose float32 gradients AdamW (or Muon)
     # applies to the float32 weights; EMA, clipping and checkpoints stay float32. For CPUs with bfloat16
     # instructions (AVX-512 BF16, AMX): on the project's CPU the digits UNet trains 1.12-1.15x as fast, with
-    # the same held-out loss per step (benchmarks/README.md, session 19); elsewhere bfloat16 is emulated and slower.
-    # Single process only.
+    # the same held-out loss per step (benchmarks/README.md, session 19); elsewhere bfloat16 is emulated and
+    # 2-20x slower (LowPrecision warns). Single process only.
     bf16: bool = False
     compile: bool = False  # torch.compile the network (CUDA; on CPU it compiles slowly and gains little)
     channels_last: bool = True

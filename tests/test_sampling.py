@@ -10,7 +10,10 @@ from torch.distributions import MultivariateNormal
 from ddpm_utils import (
     GaussianData,
     GaussianMixture,
+    MLPDenoiser,
     Schedule,
+    TrainConfig,
+    Trainer,
     cosine_betas,
     eps_and_x0_from_output,
     load_digits,
@@ -22,6 +25,7 @@ from ddpm_utils import (
 from ddpm_utils.sampling import (
     Guided,
     LowPrecision,
+    cpu_computes_bfloat16,
     ddim_invert,
     ddim_sample,
     ddim_timesteps,
@@ -420,3 +424,33 @@ def test_low_precision_errors():
         LowPrecision(lambda x, t: x)
     with pytest.raises(TypeError, match="floating-point"):
         LowPrecision(model)(torch.zeros(2, 1, 8, 8, dtype=torch.long), torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize(
+    "machine,avx512_bf16,amx,expected",
+    [
+        ("x86_64", False, False, False),
+        ("x86_64", True, False, True),
+        ("AMD64", False, True, True),
+        ("arm64", False, False, None),
+    ],
+)
+def test_low_precision_warns_where_the_cpu_would_emulate_bfloat16(monkeypatch, machine, avx512_bf16, amx, expected):
+    """On an x86 CPU without AVX-512 BF16 or AMX, bfloat16 is emulated (0.05-0.6x float32's speed, measured): a
+    bfloat16 network there, for sampling or through TrainConfig(bf16=True), says so; elsewhere it stays quiet."""
+
+    monkeypatch.setattr("platform.machine", lambda: machine)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert cpu_computes_bfloat16() is expected
+    model = MLPDenoiser(2)
+    if expected is False:
+        with pytest.warns(UserWarning, match="no bfloat16 instructions"):
+            LowPrecision(model)
+        with pytest.warns(UserWarning, match="no bfloat16 instructions"):
+            Trainer(model, torch.randn(32, 2), TrainConfig(batch_size=8, bf16=True))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            LowPrecision(model)
+            Trainer(model, torch.randn(32, 2), TrainConfig(batch_size=8, bf16=True))
