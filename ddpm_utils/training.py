@@ -277,6 +277,9 @@ class Trainer:
             for p, p_low in zip(self._params, self._low_params):
                 p.grad = None if p_low.grad is None else p_low.grad.float()
                 p_low.grad = None
+            with torch.no_grad():  # and what its forward pass updated (BatchNorm's running statistics, say) is kept
+                for b, b_low in zip(self.model.buffers(), self._low_buffers):
+                    b.copy_(b_low)
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()

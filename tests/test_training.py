@@ -187,6 +187,33 @@ def test_bf16_applies_the_bfloat16_copys_gradients_to_the_float32_weights():
     assert torch.nn.functional.cosine_similarity(moved_low, moved_full, dim=0) > 0.9
 
 
+def test_bf16_keeps_what_the_forward_pass_updates_in_buffers():
+    """A network with buffers that training updates (BatchNorm's running statistics): the bfloat16 copy updates them,
+    and the float32 network must end with the same statistics as a float32 run, up to bfloat16's rounding."""
+
+    class WithBatchNorm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = MLPDenoiser(2)
+            self.norm = torch.nn.BatchNorm1d(2)
+
+        def forward(self, x, t):
+            return self.net(self.norm(x), t)
+
+    data = torch.randn(64, 2) * 3 + 5
+    stats = {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        trainer = Trainer(WithBatchNorm(), data, TrainConfig(max_steps=5, batch_size=32, bf16=bf16)).train(
+            progress=False
+        )
+        stats[bf16] = trainer.model.norm.running_mean.clone()
+        assert trainer.model.norm.num_batches_tracked.item() == 5
+    assert stats[True].dtype == torch.float32
+    assert stats[False].abs().min() > 0.3  # moved from 0 towards the mean of x_t (5 steps at momentum 0.1)
+    torch.testing.assert_close(stats[True], stats[False], rtol=2e-2, atol=0)
+
+
 def test_bf16_is_refused_under_ddp(monkeypatch):
     monkeypatch.setattr("ddpm_utils.training._dist", lambda: (0, 2))
     with pytest.raises(ValueError, match="bf16 trains a bfloat16 copy"):
