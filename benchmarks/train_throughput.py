@@ -73,13 +73,16 @@ def main():
     }
     for name, net in bf16_nets.items():  # both faster contiguous than channels-last in bf16 (measured)
         contenders[name] = make_step(net, data, schedule, args.batch, torch.Generator().manual_seed(0), False, True)
-    trainers = {
+    precisions = {
         "ddpm_utils Trainer (EMA, clip, logs)": False,
         **({"ddpm_utils Trainer, bf16": True} if args.bf16 else {}),
     }
-    for name, bf16 in trainers.items():
-        config = du.TrainConfig(max_steps=10**6, bf16=bf16)
-        trainers[name] = du.Trainer(ours_digits(channels_last=False, dropout=0.0), data, config)
+    trainers = {
+        name: du.Trainer(
+            ours_digits(channels_last=False, dropout=0.0), data, du.TrainConfig(max_steps=10**6, bf16=bf16)
+        )
+        for name, bf16 in precisions.items()
+    }
     fns = {name: (lambda s=s: args.batch * args.steps / timed(s, args.steps)) for name, (s, _) in contenders.items()}
     for name, trainer in trainers.items():
         fns[name] = lambda s=trainer.train_step: args.batch * args.steps / timed(s, args.steps)

@@ -23,6 +23,13 @@ DEFAULT_STEPS = 3000
 NETS = {"digits": DIGITS, "ddpm-cifar10": DDPM_CIFAR10}  # --net: the course's 0.70M network, the paper's 35.7M
 
 
+def _dataset(name: str, split: str, root: str):
+    """`data.load_dataset` with --data-root for the data sets read from files (the digits are embedded)."""
+    from .data import load_dataset
+
+    return load_dataset(name, split, **({} if name == "digits" else {"root": root}))
+
+
 def _unet_config(args, channels: int) -> UNetConfig:
     """The --net preset with the data's channels, and each architecture flag given on the command line on top."""
     flags = {
@@ -43,14 +50,13 @@ def _unet_config(args, channels: int) -> UNetConfig:
 def cmd_train(args) -> int:
     import os
 
-    from .data import load_dataset
     from .distributed import cleanup, setup_from_env
     from .training import Trainer
     from .unet import UNet
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
-    data = load_dataset(args.dataset, "train", **({} if args.dataset == "digits" else {"root": args.data_root}))
+    data = _dataset(args.dataset, "train", args.data_root)
     if args.resume:
         more = {"bf16": True} if args.bf16 else {}  # otherwise the checkpoint's own setting holds
         trainer = Trainer.resume(
@@ -149,7 +155,6 @@ def _guide_network(path, schedule, prediction: str, channels: int):
 
 def _sample(model, schedule, shape, args, prediction: str = "eps"):
     from .analytic import GaussianData
-    from .data import load_dataset
     from .sampling import Guided, LowPrecision, ddim_sample, ddpm_sample, dpm_solver_sample
 
     if args.eta != 0 and args.sampler != "ddim":
@@ -176,8 +181,7 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
             guide = _guide_network(guide_path, schedule, prediction, shape[1]).to(args.device)
         else:
             data_name = data_name or "digits"
-            root = {} if data_name == "digits" else {"root": getattr(args, "data_root", "data")}
-            data = load_dataset(data_name, "train", **root)
+            data = _dataset(data_name, "train", args.data_root)
             if data.shape[1:] != tuple(shape[1:]):
                 raise ValueError(
                     f"--guidance-data {data_name} has images of shape {tuple(data.shape[1:])} "
@@ -229,7 +233,7 @@ def _test_bound(model, schedule, test, num_levels: int, prediction: str, seed: i
 
 
 def cmd_evaluate(args) -> int:
-    from .data import DIGITS_LEVELS, load_dataset
+    from .data import DIGITS_LEVELS
     from .metrics import evaluate_samples, summarise_reports
 
     if args.repeats < 1:
@@ -263,7 +267,7 @@ def cmd_evaluate(args) -> int:
             raise ValueError(
                 f"{flags}: options of sampling, but for {dataset} evaluate draws no samples (the bound only)"
             )
-        test = load_dataset(dataset, "test", root=args.data_root)
+        test = _dataset(dataset, "test", args.data_root)
         if list(test.shape[1:]) != trained_on:
             raise ValueError(
                 f"{dataset} has examples of shape {tuple(test.shape[1:])}, the checkpoint {tuple(trained_on)}"
@@ -291,7 +295,7 @@ def cmd_evaluate(args) -> int:
     if args.bf16:
         report["network_dtype"] = "bfloat16"
     if args.bpd:  # of the network itself: a guided sampler has no likelihood bound
-        test = load_dataset("digits", "test")
+        test = _dataset("digits", "test", args.data_root)
         report["test_bits_per_dim"] = (
             _test_bound(model, schedule, test, DIGITS_LEVELS, _prediction(state), args.seed, args.device).mean().item()
         )

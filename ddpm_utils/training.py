@@ -174,6 +174,11 @@ class Trainer:
         self.rank, self.world_size = _dist()
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} is not divisible by {self.world_size} ranks")
+        if config.bf16 and self.world_size > 1:
+            raise ValueError(
+                "bf16 trains a bfloat16 copy of the network in one process; under torchrun use a GPU, where "
+                "amp=True (bf16 autocast, the default) does the same job"
+            )
         self.data = data
         # float64 once here, so that empirical_x0_mean does not convert the whole set every step
         self._reference = data.to(self.device, torch.float64) if config.posterior_target else None
@@ -183,11 +188,6 @@ class Trainer:
         self._channels_last = config.channels_last and data.dim() == 4 and not low_on_cpu
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        if config.bf16 and self.world_size > 1:
-            raise ValueError(
-                "bf16 trains a bfloat16 copy of the network in one process; under torchrun use a GPU, where "
-                "amp=True (bf16 autocast, the default) does the same job"
-            )
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         if config.optimizer == "muon":
             self.optimizer = MuonAdamW(

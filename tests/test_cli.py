@@ -17,6 +17,7 @@ from ddpm_utils import (
     model_from_checkpoint,
 )
 from ddpm_utils.__main__ import main
+from ddpm_utils.data import load_mnist
 from ddpm_utils.metrics import evaluate_samples
 
 
@@ -298,4 +299,13 @@ def test_mnist_from_local_files_trains_and_samples_at_28x28(tmp_path):
     assert torch.load(ck, weights_only=True)["data_shape"] == [1, 28, 28]
     assert main(["sample", str(ck), "--n", "2", "--steps", "10", "--out", str(out)]) == 0
     assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (2, 1, 28, 28)
+    # guided by the Gaussian fit of MNIST's files under --data-root: what the library gives with that fit
+    guided = ["sample", str(ck), "--n", "2", "--steps", "4", "--guidance", "1.5", "--guidance-data", "mnist"]
+    assert main([*guided, "--data-root", str(tmp_path / "files"), "--out", str(out)]) == 0
+    model, schedule, _ = model_from_checkpoint(ck)
+    guide = GaussianData.fit(load_mnist("mnist", "train", root=str(tmp_path / "files"))).denoiser(schedule)
+    g = torch.Generator().manual_seed(0)
+    expected = ddim_sample(Guided(model, guide, 1.5), schedule, (2, 1, 28, 28), 4, generator=g)
+    torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
+    assert main([*guided, "--data-root", str(tmp_path / "elsewhere"), "--out", str(out)]) == 2  # no files there
     assert main(["train", "--dataset", "fashion_mnist", "--data-root", str(tmp_path / "files"), *small]) == 2  # absent
