@@ -8,6 +8,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = (  # each with the options its figures in README.md use
     "train_throughput.py --bf16",
     "profile_train.py",
+    "onednn_kernels.py --steps 5",
     "sample_throughput.py --bf16 --rounds 5",
     "scaling.py",
     "quality_per_minute.py",

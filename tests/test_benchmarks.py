@@ -276,3 +276,61 @@ def test_late_dropout_keeps_the_blocks_dropout_off_until_the_step_then_restores_
         assert all(m.p == rate for m in trainer.model.modules() if isinstance(m, du.unet.Dropout))
     with pytest.raises(ValueError, match="no dropout"):
         switch_dropout_on(ours_digits(dropout=0.0), 10)
+
+
+def test_onednn_log_is_split_by_kind_and_direction_with_each_convolutions_flops():
+    sys.path.insert(0, str(BENCHMARKS))
+    from onednn_kernels import conv_flops, parse_verbose
+
+    head = "onednn_verbose,v1,primitive,exec,cpu"
+    conv = "src:bf16::blocked:abcd::f0 wei:bf16::blocked:abcd::f0,attr-scratchpad:user,alg:convolution_direct"
+    problem = "mb128_ic32oc64_ih8oh8kh3sh1dh0ph1_iw8ow8kw3sw1dw0pw1"
+    lines = [
+        "onednn_verbose,v1,info,oneDNN v3.12.0",  # not an execution
+        f"{head},convolution,jit_bf16:avx512_core_bf16,forward_training,{conv},{problem},0.25",
+        f"{head},convolution,brg_conv_fwd:avx512_core_bf16,forward_inference,{conv},{problem},0.75",
+        f"{head},convolution,jit_bf16:avx512_core_bf16,backward_weights,{conv},{problem},1.5",
+        f"{head},reorder,jit:uni,undef,src:bf16::blocked:abcd::f0 dst:bf16::blocked:aBcd16b::f0,,,128x32x8x8,0.5",
+        "ordinary program output",
+    ]
+    flops = 2 * 128 * 32 * 64 * 8 * 8 * 3 * 3  # multiply-adds of a 3x3 convolution, 32 -> 64 channels at 8x8
+    assert conv_flops(problem) == flops
+    # a stride-2 convolution: the output's 4x4 positions count, not the input's 8x8
+    assert conv_flops("mb2_ic3oc5_ih8oh4kh3sh2dh0ph1_iw8ow4kw3sw2dw0pw1") == 2 * 2 * 3 * 5 * 4 * 4 * 3 * 3
+    kinds = parse_verbose(lines, steps=2)
+    assert set(kinds) == {"convolution forward", "convolution backward_weights", "reorder"}
+    assert kinds["convolution forward"] == pytest.approx({"calls": 1.0, "ms": 0.5, "gflop": flops / 1e9})
+    assert kinds["convolution backward_weights"] == pytest.approx({"calls": 0.5, "ms": 0.75, "gflop": flops / 2e9})
+    assert kinds["reorder"] == pytest.approx({"calls": 0.5, "ms": 0.25, "gflop": 0.0})
+    with pytest.raises(ValueError, match="problem descriptor"):
+        conv_flops("128x32x8x8")
+
+
+def test_onednn_kernels_sees_every_convolution_of_a_bf16_training_step():
+    """The log captured from file descriptor 1 during a real bfloat16 step of the digits UNet: one forward and one
+    weight gradient per Conv2d module, input gradients for all but the first (its input needs none), and the forward
+    convolutions' arithmetic equal to what torch's FLOP counter counts for the same network."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from common import counting_flops, ours_digits
+    from onednn_kernels import measure
+    from train_throughput import make_step
+
+    import ddpm_utils as du
+
+    torch.manual_seed(0)
+    net = ours_digits(channels_last=False, dropout=0.0)
+    n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    batch = 4
+    x, t = torch.randn(batch, 1, 8, 8), torch.zeros(batch, dtype=torch.long)
+    with torch.no_grad(), counting_flops() as counter:
+        net(x, t)
+    conv_gflop = sum(v for k, v in counter.get_flop_counts()["Global"].items() if "convolution" in str(k)) / 1e9
+    data, schedule = du.load_digits("train"), du.make_schedule("linear", 1000)
+    step, losses = make_step(net, data, schedule, batch, torch.Generator().manual_seed(0), False, bf16=True)
+    kernels = measure(step, steps=1)["kernels"]
+    assert kernels["convolution forward"]["calls"] == n_conv == 33
+    assert kernels["convolution backward_weights"]["calls"] == n_conv
+    assert kernels["convolution backward_data"]["calls"] == n_conv - 1
+    assert kernels["convolution forward"]["gflop"] == pytest.approx(conv_gflop, rel=1e-9)
+    assert all(v["ms"] > 0 for v in kernels.values())
+    assert len(losses) == 6 and all(math.isfinite(v) for v in losses)  # 3 warm-up steps; timed, profiled, logged
