@@ -8,6 +8,8 @@ A checkpoint is a plain dict of tensors and primitives:
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 
@@ -50,6 +52,15 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     return path
 
 
+def describe_load_error(exc: Exception) -> str:
+    """The cause in torch.load's error, without its advice: for a weights-only refusal that advice is to load the
+    file with weights_only=False, which runs whatever code the file holds."""
+    text = str(exc)
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    reason = found.group(1) if found else text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return reason.split(". ")[0].strip()[:200]
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Read a checkpoint with weights_only=True, with clear errors for missing or corrupt files."""
     path = Path(path)
@@ -57,8 +68,15 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # not a pickle at all, or one holding objects weights_only refuses
+        raise ValueError(
+            f"checkpoint {str(path)!r} is corrupt, or holds objects other than tensors and plain values, which "
+            f"ddpm_utils does not load (torch.load with weights_only=True: {describe_load_error(exc)})"
+        ) from exc
     except Exception as exc:  # damaged files raise RuntimeError, EOFError, struct.error, ...
-        raise ValueError(f"checkpoint {str(path)!r} is corrupt or truncated and cannot be read ({exc})") from exc
+        raise ValueError(
+            f"checkpoint {str(path)!r} is corrupt or truncated and cannot be read ({describe_load_error(exc)})"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{str(path)!r} is not a {FORMAT} checkpoint (format: {found!r})")

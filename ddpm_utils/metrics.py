@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .analytic import GaussianData
-from .checkpoint import atomic_save
+from .checkpoint import atomic_save, describe_load_error
 from .data import load_digits
 
 __all__ = [
@@ -122,8 +122,8 @@ def digits_classifier() -> DigitsClassifier:
             model.load_state_dict(torch.load(SHIPPED_CLASSIFIER, weights_only=True))
         except Exception as e:
             raise RuntimeError(
-                f"{SHIPPED_CLASSIFIER} is unreadable ({e}); restore it from git, or delete it to train the "
-                "classifier on this machine (FD_digits then differs from the README's by a few tenths)"
+                f"{SHIPPED_CLASSIFIER} is unreadable ({describe_load_error(e)}); restore it from git, or delete it "
+                "to train the classifier on this machine (FD_digits then differs from the README's by a few tenths)"
             ) from None
         return model.eval().requires_grad_(False)
     key = hashlib.sha1(f"v1-{torch.__version__}".encode()).hexdigest()[:10]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddpm_utils import GaussianMixture, load_toy, make_schedule, q_sample
-from ddpm_utils.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from ddpm_utils.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ddpm_utils.training import TrainConfig, Trainer, draw_batch, training_losses
 from ddpm_utils.unet import MLPDenoiser, UNet, UNetConfig
 
@@ -275,8 +275,15 @@ def test_bad_checkpoints(tmp_path):
         load_checkpoint(truncated)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(ValueError, match="corrupt or truncated"):
+    with pytest.raises(ValueError, match="is corrupt") as err:
         load_checkpoint(garbage)
+    # torch's own advice for a refused file is to load it with weights_only=False (running its code): not passed on
+    assert "Unsupported operand" in str(err.value) and "False" not in str(err.value), err.value
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format": FORMAT, "f": pytest.approx}, unsafe)  # a function: pickled as a global to import
+    with pytest.raises(ValueError, match="holds objects other than tensors") as err:
+        load_checkpoint(unsafe)
+    assert "approx" in str(err.value) and "False" not in str(err.value), err.value
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(ValueError, match="not a ddpm-from-scratch/1 checkpoint"):
