@@ -126,6 +126,17 @@ def _device(name: str) -> str:
     return name
 
 
+def _positive_int(text: str) -> int:
+    """--n: a number of samples (or test images), at least 1; argparse reports anything else by name."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _load(path):
     from .checkpoint import model_from_checkpoint
     from .pretrained import pretrained_path
@@ -252,8 +263,6 @@ def cmd_evaluate(args) -> int:
     if dataset != "digits":  # FD_digits and the copying check are for the digits; the bound is for any data
         if not args.bpd:
             raise ValueError(f"for {dataset}, evaluate reports the likelihood bound only: add --bpd")
-        if args.n < 1:
-            raise ValueError(f"--n (test images for the bound) must be at least 1, got {args.n}")
         drawing = {  # options of sampling, which the bound does not do: refused rather than silently ignored
             "--sampler": args.sampler != "ddim",
             "--steps": args.steps is not None,
@@ -433,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("checkpoint", help="a checkpoint path, or 'digits' for the shipped model")
-        s.add_argument("--n", type=int, default=64 if name == "sample" else 1000, help="number of samples")
+        s.add_argument("--n", type=_positive_int, default=64 if name == "sample" else 1000, help="number of samples")
         s.add_argument("--sampler", default="ddim", choices=SAMPLERS)
         s.add_argument(
             "--steps",

@@ -115,6 +115,13 @@ def test_clear_errors(tmp_path, capsys):
             with pytest.raises(SystemExit):
                 main([*command, "--device", "cuda"])
             assert "'cuda' is not available on this machine" in capsys.readouterr().err
+    for command in (["sample", "digits"], ["evaluate", "digits"]):  # no samples is a mistake, not an empty grid
+        for n in ("0", "-3", "2.5"):
+            with pytest.raises(SystemExit):
+                main([*command, "--n", n, *(["--out", str(tmp_path / "none")] if command[0] == "sample" else [])])
+            err = capsys.readouterr().err
+            assert "argument --n" in err and ("at least 1" in err or "whole number" in err), err
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_train_bf16_reaches_the_trainer_and_resumes(tmp_path):
@@ -273,8 +280,9 @@ def test_cifar10_trains_samples_at_its_size_and_is_not_scored_as_digits(tmp_path
     files = ["--dataset", "cifar10", "--data-root", str(tmp_path / "files")]
     assert main(["evaluate", str(ck), *files]) == 2
     assert "add --bpd" in capsys.readouterr().err
-    assert main(["evaluate", str(ck), *files, "--bpd", "--n", "0"]) == 2
-    assert "at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(ck), *files, "--bpd", "--n", "0"])
+    assert "argument --n: must be at least 1" in capsys.readouterr().err
     assert main(["evaluate", str(ck), *files, "--bpd", "--guidance", "1.5", "--repeats", "2"]) == 2  # no sampling here
     assert "--guidance, --repeats: options of sampling" in capsys.readouterr().err
     # the bound on CIFAR-10's first test images: 8-bit data, so the decoder's 256 levels
