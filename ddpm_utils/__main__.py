@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -126,15 +127,20 @@ def _device(name: str) -> str:
     return name
 
 
-def _positive_int(text: str) -> int:
-    """--n: a number of samples (or test images), at least 1; argparse reports anything else by name."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(kind: type, low: float, strict: bool = False):
+    """An argparse type: a finite `kind` (int or float) >= low (> low if strict); anything else is reported by name,
+    where the library would refuse it later under its own field's name, or (--n 0) do something useless."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{' whole' if kind is int else ''} number") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'more than' if strict else 'at least'} {low}, got {text}")
+        return value
+
+    return parse
 
 
 def _load(path):
@@ -341,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out", default="runs/digits.pt", help="checkpoint path (written atomically)")
     t.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="total optimiser steps")
-    t.add_argument("--minutes", type=float, default=None, help="stop after this many minutes")
+    t.add_argument(
+        "--minutes", type=_at_least(float, 0, strict=True), default=None, help="stop after this many minutes"
+    )
     t.add_argument("--resume", default=None, help="continue from this checkpoint")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument(
@@ -431,8 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="forward and backward in bfloat16, weights kept in float32: faster on CPUs with bfloat16 instructions "
         "(AVX-512 BF16, AMX), slower on others",
     )
-    t.add_argument("--sample-every", type=int, default=None, help="write a sample grid PNG every N steps")
-    t.add_argument("--checkpoint-every", type=int, default=500)
+    t.add_argument("--sample-every", type=_at_least(int, 0), default=None, help="write a sample grid PNG every N steps")
+    t.add_argument("--checkpoint-every", type=_at_least(int, 0), default=500, help="0: only at the end")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
@@ -442,7 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("checkpoint", help="a checkpoint path, or 'digits' for the shipped model")
-        s.add_argument("--n", type=_positive_int, default=64 if name == "sample" else 1000, help="number of samples")
+        s.add_argument(
+            "--n", type=_at_least(int, 1), default=64 if name == "sample" else 1000, help="number of samples"
+        )
         s.add_argument("--sampler", default="ddim", choices=SAMPLERS)
         s.add_argument(
             "--steps",

@@ -78,8 +78,23 @@ class TrainConfig:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
-        if self.batch_size < 1 or self.max_steps < 1 or self.lr <= 0:
-            raise ValueError("batch_size, max_steps and lr must be positive")
+        if self.batch_size < 1 or self.max_steps < 1 or not 0 < self.lr < math.inf:  # (nan fails `lr <= 0` too)
+            raise ValueError("batch_size, max_steps and lr must be positive (lr a finite number)")
+        # each of these would train without an error and give a wrong network: refused by name
+        if not 0.0 <= self.ema_decay <= 1.0:  # above 1 the EMA diverges from the weights
+            raise ValueError(f"ema_decay must lie in [0, 1], got {self.ema_decay}")
+        if self.grad_clip is not None and not 0.0 <= self.grad_clip < math.inf:  # a negative norm flips the gradient
+            raise ValueError(
+                f"grad_clip must be a non-negative max norm (0 or None: no clipping), got {self.grad_clip}"
+            )
+        if not 0.0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a non-negative number, got {self.weight_decay}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.max_minutes is not None and not 0.0 < self.max_minutes < math.inf:
+            raise ValueError(f"max_minutes must be a positive number of minutes or None, got {self.max_minutes}")
+        if self.log_every < 1 or self.num_buckets < 1:
+            raise ValueError(f"log_every and num_buckets must be >= 1, got {self.log_every} and {self.num_buckets}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if not self.muon_lr_ratio > 0:
@@ -328,6 +343,11 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.config
+        if max_minutes is not None and not 0.0 < max_minutes < math.inf:  # 0 or less would return untrained weights
+            raise ValueError(f"max_minutes must be a positive number of minutes or None, got {max_minutes}")
+        for name, every in (("callback_every", callback_every), ("checkpoint_every", checkpoint_every)):
+            if every is not None and every < 0:  # `step % -1 == 0` would fire at every step
+                raise ValueError(f"{name} must be >= 0 (0 or None: never), got {every}")
         stop_at = min(max_steps or cfg.max_steps, cfg.max_steps)
         max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
         start, first = time.perf_counter(), self.step

@@ -122,6 +122,16 @@ def test_clear_errors(tmp_path, capsys):
             err = capsys.readouterr().err
             assert "argument --n" in err and ("at least 1" in err or "whole number" in err), err
     assert not (tmp_path / "none.png").exists()
+    for flag, value in (
+        ("--minutes", "0"),
+        ("--minutes", "nan"),
+        ("--checkpoint-every", "-1"),
+        ("--sample-every", "-2"),
+    ):
+        with pytest.raises(SystemExit):  # 0 minutes wrote an untrained checkpoint; -1 checkpointed every step
+            main(["train", flag, value, "--out", str(tmp_path / "none.pt")])
+        assert f"argument {flag}: must be" in capsys.readouterr().err
+    assert not (tmp_path / "none.pt").exists()
 
 
 def test_train_bf16_reaches_the_trainer_and_resumes(tmp_path):

@@ -321,6 +321,46 @@ def test_bad_train_config_and_data():
         Trainer(UNet(TINY), torch.zeros(10, 1, 8, 8, dtype=torch.long))
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("lr", float("nan")),
+        ("lr", float("inf")),
+        ("lr", -1e-3),
+        ("ema_decay", 1.5),
+        ("ema_decay", -0.1),
+        ("grad_clip", -1.0),
+        ("weight_decay", -0.01),
+        ("warmup_steps", -1),
+        ("max_minutes", 0.0),
+        ("max_minutes", float("nan")),
+        ("log_every", 0),
+        ("num_buckets", 0),
+    ],
+)
+def test_train_config_refuses_values_that_would_train_a_wrong_network_silently(field, value):
+    with pytest.raises(ValueError, match=field if field != "lr" else "lr a finite number"):
+        TrainConfig(**{field: value})
+
+
+def test_train_refuses_a_time_limit_or_interval_that_would_misfire(tmp_path):
+    # before these checks: max_minutes=0 returned the untrained network (and the CLI wrote it as a checkpoint),
+    # checkpoint_every=-1 wrote a checkpoint at every step, since step % -1 == 0
+    trainer = Trainer(MLPDenoiser(2), load_toy("moons", 64), TrainConfig(max_steps=3, batch_size=8))
+    with pytest.raises(ValueError, match="max_minutes"):
+        trainer.train(max_minutes=0, progress=False)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        trainer.train(checkpoint_path=tmp_path / "c.pt", checkpoint_every=-1, progress=False)
+    with pytest.raises(ValueError, match="callback_every"):
+        trainer.train(callback=print, callback_every=-5, progress=False)
+    assert trainer.step == 0 and not (tmp_path / "c.pt").exists()
+    trainer.train(checkpoint_path=tmp_path / "c.pt", checkpoint_every=0, progress=False)  # 0: only at the end
+    assert trainer.step == 3 and (tmp_path / "c.pt").exists()
+    for ok in (0.0, 1.0):  # the ends of the EMA's range and no clipping stay allowed
+        TrainConfig(ema_decay=ok, grad_clip=0.0, warmup_steps=0)
+    TrainConfig(grad_clip=None)
+
+
 def test_lr_warms_up_then_decays_to_zero_or_holds():
     data = load_toy("moons", 64)
     for schedule, at_half, at_end in (("cosine", 5e-4, 0.0), ("constant", 1e-3, 1e-3)):
