@@ -147,8 +147,14 @@ def test_warns_when_the_first_step_amplifies_eps_errors():
     # cosine: ᾱ_T = 2.4e-9; DDIM-50's first jump (t 999 → 979) weights ε̂ by √(ᾱ_979/ᾱ_999) ≈ 630
     zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
     cosine = make_schedule("cosine", 1000)
-    with pytest.warns(UserWarning, match="clip_x0=True"):
+    with pytest.warns(UserWarning, match="clip_x0=True") as record:
         ddim_sample(zero, cosine, (2, 2), 50)
+    message = str(record[0].message)
+    assert f"ᾱ = {cosine.alpha_bars[-1].item():.1e} at its timestep" in message, message
+    # the advice quotes both schedules' last ᾱ: the values they have
+    linear = make_schedule("linear", 1000)
+    for value in (cosine.alpha_bars[-1], linear.alpha_bars[-1]):
+        assert f"{value.item():.1e}".replace("e-0", "e-") in message, message
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ddim_sample(zero, cosine, (2, 2), 50, clip_x0=True)
