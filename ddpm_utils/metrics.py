@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -283,6 +284,37 @@ def summarise_reports(reports: list[dict]) -> dict:
     return summary
 
 
+def _check_samples(samples: torch.Tensor) -> None:
+    """Refuse samples with NaN or infinite values (a diverged sampler: the FD's linear algebra would fail on them
+    with a message about eigenvalues); warn when many pixels lie well outside [-1, 1], which the metrics clamp to
+    (samples mapped back to [0, 16] or [0, 1], or a sampler far off course: the scores would not say which)."""
+    if not isinstance(samples, torch.Tensor) or not samples.is_floating_point():
+        raise TypeError(f"samples must be a floating-point tensor, got {getattr(samples, 'dtype', type(samples))}")
+    bad = (~torch.isfinite(samples.detach())).reshape(len(samples), -1).any(1)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} of {len(samples)} samples contain NaN or infinite values: the sampler diverged "
+            "(a network trained too briefly or with too high a learning rate, or a first step that amplifies the "
+            "network's error: see the sampler's warning)"
+        )
+    low, high = samples.min().item(), samples.max().item()
+    outside = (samples.detach().abs() > 1.5).double().mean().item()
+    if low >= 0:  # digits in [-1, 1] have a background of -1
+        warnings.warn(
+            f"the samples span [{low:.3g}, {high:.3g}], without a negative value: the digits metrics take images in "
+            "the model's range [-1, 1] (background -1) and clamp to it; map [0, max] images there first "
+            "(ddpm_utils.data.to_model_range)",
+            stacklevel=3,
+        )
+    elif outside > 0.01:
+        warnings.warn(
+            f"{outside:.0%} of the pixels lie outside [-1.5, 1.5] (the samples span [{low:.3g}, {high:.3g}]): the "
+            "digits metrics clamp them to [-1, 1], so the scores say only that the sampler is off course (a network "
+            "trained too briefly, or a sampler that amplifies its error)",
+            stacklevel=3,
+        )
+
+
 def nearest_neighbour_check(samples: torch.Tensor, quantile: float = 0.05) -> dict[str, float]:
     """How close samples lie to their nearest training image, against held-out digits (L2 in [-1, 1]).
 
@@ -290,6 +322,13 @@ def nearest_neighbour_check(samples: torch.Tensor, quantile: float = 0.05) -> di
     fraction of samples closer to the training set than `quantile` of the test digits are
     ('too_close'); about `quantile` is normal, much more means copying.
     """
+    _check_samples(samples)
+    return _nearest_neighbour(samples, quantile)
+
+
+def _nearest_neighbour(samples: torch.Tensor, quantile: float) -> dict[str, float]:
+    if samples.shape[1:] != (1, 8, 8):
+        raise ValueError(f"the copying check compares (B, 1, 8, 8) digits, got {tuple(samples.shape)}")
     train = load_digits("train").reshape(-1, 64).double()
     test = load_digits("test").reshape(-1, 64).double()
     s = samples.detach().cpu().reshape(len(samples), -1).double()  # samples from any device
@@ -316,6 +355,7 @@ def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
     'class_mix_tv' is how far the samples' class mix is from the
     training digits' (0: the same; 1: no class in common), read against 'class_mix_tv_expected',
     what n real digits give by chance."""
+    _check_samples(samples)
     feats = _features(samples)
     test_feats, train_feats = _features(load_digits("test")), _features(load_digits("train"))
     with torch.no_grad():
@@ -337,5 +377,5 @@ def evaluate_samples(samples: torch.Tensor) -> dict[str, float]:
         "classes_present": int((mix > 0).sum()),
         "min_class_fraction": mix.min().item(),
         "confidence": probs.max(1).values.mean().item(),
-        **nearest_neighbour_check(samples),
+        **_nearest_neighbour(samples, 0.05),
     }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,6 +183,18 @@ class Trainer:
     def __init__(self, model: nn.Module, data: torch.Tensor, config: TrainConfig = TrainConfig(), device="cpu"):
         if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2:
             raise ValueError(f"data must be a floating-point tensor (N, ...), got {getattr(data, 'shape', data)}")
+        if len(data) == 0 or not torch.isfinite(data).all():
+            raise ValueError(
+                f"data must hold at least one example and only finite values, got shape {tuple(data.shape)}"
+            )
+        # images in [0, 1] or [0, 255] (what image libraries give) have no negative values; [-1, 1] ones do
+        if data.dim() == 4 and (data.min() >= 0 or (data.abs() > 1.5).double().mean().item() > 0.01):
+            warnings.warn(
+                f"the images span [{data.min().item():.3g}, {data.max().item():.3g}]: DDPM trains on images scaled "
+                "to [-1, 1] (its prior N(0, I) at t = T, the decoder's bins, the samplers' clipping assume it); "
+                "map them there first (ddpm_utils.data.to_model_range)",
+                stacklevel=2,
+            )
         if config.hflip and data.dim() != 4:
             raise ValueError(f"hflip mirrors images (N, C, H, W); the data has shape {tuple(data.shape)}")
         self.config = config

@@ -27,6 +27,7 @@ def test_help_lists_the_commands():
         assert cmd in out.stdout
 
 
+@pytest.mark.filterwarnings("ignore:.*off course:UserWarning")  # the samples of a network trained a few steps
 def test_train_then_sample(tmp_path, capsys):
     ck = tmp_path / "tiny.pt"
     args = [
@@ -153,6 +154,7 @@ def test_train_bf16_reaches_the_trainer_and_resumes(tmp_path):
     assert torch.load(full, weights_only=True)["train_config"]["bf16"] is True
 
 
+@pytest.mark.filterwarnings("ignore:.*off course:UserWarning")  # the samples of a network trained a few steps
 def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
     """`--guidance w` samples `Guided(network, Gaussian fit of the training digits, w)`, and a network
     trained to predict v is sampled as one (the checkpoint's prediction type, not ε)."""
@@ -203,6 +205,7 @@ def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
     )
 
 
+@pytest.mark.filterwarnings("ignore:.*off course:UserWarning")  # the samples of a network trained a few steps
 def test_guide_network(tmp_path, capsys):
     """`--guide CHECKPOINT` samples `Guided(network, that network, w)` (autoguidance); guiding a network by itself
     changes nothing whatever w is; a guide that outputs another quantity, or was trained for another schedule,

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 
@@ -118,7 +120,24 @@ def test_bad_feature_shapes():
     with pytest.raises(ValueError, match="equal F"):
         frechet_distance(torch.zeros(5, 3), torch.zeros(5, 4))
     with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
-        evaluate_samples(torch.zeros(5, 1, 28, 28))
+        evaluate_samples(-torch.ones(5, 1, 28, 28))
+
+
+def test_samples_of_a_diverged_or_unmapped_sampler_are_named_as_such():
+    real = load_digits("test")[:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # real digits in [-1, 1]: nothing to say
+        evaluate_samples(real)
+    broken = real.clone()
+    broken[3, 0, 2, 2], broken[7, 0, 0, 0] = float("nan"), float("inf")
+    with pytest.raises(ValueError, match="2 of 200 samples contain NaN or infinite values"):
+        evaluate_samples(broken)  # was: a LinAlgError about eigenvalues from inside the FD
+    with pytest.raises(ValueError, match="2 of 200 samples"):
+        nearest_neighbour_check(broken)
+    with pytest.warns(UserWarning, match="without a negative value"):  # mapped back to the data's [0, 16]
+        evaluate_samples((real + 1) * 8)
+    with pytest.warns(UserWarning, match="off course"):
+        evaluate_samples(real * 3)
 
 
 def test_summarise_reports_averages_and_spreads():

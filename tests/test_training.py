@@ -1,6 +1,7 @@
 import copy
 import dataclasses
 import os
+import warnings
 
 import pytest
 import torch
@@ -343,6 +344,24 @@ def test_train_config_refuses_values_that_would_train_a_wrong_network_silently(f
         TrainConfig(**{field: value})
 
 
+def test_trainer_refuses_empty_or_non_finite_data_and_warns_on_images_outside_the_model_range():
+    with pytest.raises(ValueError, match="at least one example"):
+        Trainer(MLPDenoiser(2), torch.zeros(0, 2))
+    bad = _images(16).clone()
+    bad[5, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="only finite values"):  # was: a NaN loss at the first step
+        Trainer(UNet(TINY), bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the digits, and 2-D toy data of any range: nothing to say
+        Trainer(UNet(TINY), _images(16))
+        Trainer(MLPDenoiser(2), load_toy("moons", 64) * 10)
+    unmapped = (_images(16) + 1) / 2  # what an image library gives: [0, 1]
+    with pytest.warns(UserWarning, match=r"images span \[\d[^,]*, 1\].*to_model_range"):
+        Trainer(UNet(TINY), unmapped)
+    with pytest.warns(UserWarning, match="scaled to \\[-1, 1\\]"):
+        Trainer(UNet(TINY), _images(16) * 4)
+
+
 def test_train_refuses_a_time_limit_or_interval_that_would_misfire(tmp_path):
     # before these checks: max_minutes=0 returned the untrained network (and the CLI wrote it as a checkpoint),
     # checkpoint_every=-1 wrote a checkpoint at every step, since step % -1 == 0
@@ -387,6 +406,7 @@ def test_hflip_mirrors_about_half_the_images_and_the_trainer_trains_on_them(monk
         random_hflip(torch.randn(8, 2), torch.Generator())
     # the trainer's batches: asymmetric images, some of them mirrored, the rest as drawn
     data = torch.arange(16 * 2 * 2 * 3, dtype=torch.float32).reshape(16, 1, 2, 6)[:, :, :, :3].contiguous()
+    data = data / data.max() * 2 - 1  # in the model's range, as the Trainer expects images
     seen = []
 
     def recording(model, schedule, x0, *args, **kwargs):
@@ -410,10 +430,10 @@ def test_hflip_mirrors_about_half_the_images_and_the_trainer_trains_on_them(monk
 def test_resume_refuses_data_of_another_shape(tmp_path):
     config = TrainConfig(batch_size=8, max_steps=1)
     model = UNet(UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, groups=4, num_heads=2))
-    trainer = Trainer(model, torch.randn(32, 1, 8, 8), config)
+    trainer = Trainer(model, torch.rand(32, 1, 8, 8) * 2 - 1, config)
     trainer.train(progress=False)
     trainer.save(tmp_path / "run.pt")
     # the same network accepts 16x16 images, so only the stored shape can tell that this is the wrong data
     with pytest.raises(ValueError, match=r"trained on examples of shape \(1, 8, 8\)"):
-        Trainer.resume(tmp_path / "run.pt", torch.randn(32, 1, 16, 16), max_steps=2)
-    assert Trainer.resume(tmp_path / "run.pt", torch.randn(32, 1, 8, 8), max_steps=2).step == 1
+        Trainer.resume(tmp_path / "run.pt", torch.rand(32, 1, 16, 16) * 2 - 1, max_steps=2)
+    assert Trainer.resume(tmp_path / "run.pt", torch.rand(32, 1, 8, 8) * 2 - 1, max_steps=2).step == 1
