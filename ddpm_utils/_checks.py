@@ -41,3 +41,8 @@ def check_timesteps(t, num_steps: int, batch: int | None = None, device: torch.d
             f"t must lie in [0, {num_steps}) (0-based; the paper's t is t + 1), "
             f"got values in [{int(t.min())}, {int(t.max())}]"
         )
+
+
+def share_beyond(x: torch.Tensor, bound: float) -> float:
+    """The fraction of x's values outside [-bound, bound], without a float copy of x (data sets can be large)."""
+    return ((x > bound).sum() + (x < -bound).sum()).item() / x.numel()

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._checks import share_beyond
 from .analytic import empirical_x0_mean
 from .checkpoint import load_checkpoint, model_config_dict, save_checkpoint
 from .elbo import loss_simple
@@ -183,14 +184,15 @@ class Trainer:
     def __init__(self, model: nn.Module, data: torch.Tensor, config: TrainConfig = TrainConfig(), device="cpu"):
         if not isinstance(data, torch.Tensor) or not data.is_floating_point() or data.dim() < 2:
             raise ValueError(f"data must be a floating-point tensor (N, ...), got {getattr(data, 'shape', data)}")
-        if len(data) == 0 or not torch.isfinite(data).all():
+        low, high = (v.item() for v in torch.aminmax(data)) if len(data) else (math.nan, math.nan)  # NaN propagates
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(
                 f"data must hold at least one example and only finite values, got shape {tuple(data.shape)}"
             )
         # images in [0, 1] or [0, 255] (what image libraries give) have no negative values; [-1, 1] ones do
-        if data.dim() == 4 and (data.min() >= 0 or (data.abs() > 1.5).double().mean().item() > 0.01):
+        if data.dim() == 4 and (low >= 0 or max(high, -low) > 1.5 and share_beyond(data, 1.5) > 0.01):
             warnings.warn(
-                f"the images span [{data.min().item():.3g}, {data.max().item():.3g}]: DDPM trains on images scaled "
+                f"the images span [{low:.3g}, {high:.3g}]: DDPM trains on images scaled "
                 "to [-1, 1] (its prior N(0, I) at t = T, the decoder's bins, the samplers' clipping assume it); "
                 "map them there first (ddpm_utils.data.to_model_range)",
                 stacklevel=2,
