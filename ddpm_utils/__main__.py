@@ -228,6 +228,12 @@ def cmd_sample(args) -> int:
     size = args.size or (trained_on[-1] if trained_on else 8)
     shape = (args.n, cfg["in_channels"], size, size)
     x = _sample(model, schedule, shape, args, _prediction(state)).cpu()
+    broken = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+    if broken:  # a grid of NaNs renders as a blank image that looks like a plotting bug
+        raise ValueError(
+            f"{broken} of {len(x)} samples contain NaN or infinite values, so nothing was written: the network "
+            f"in {args.checkpoint} produces them (a diverged run?) or the sampler amplified its error (see its warning)"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(x, out.with_suffix(".png"), nrow=int(args.n**0.5) or 1)

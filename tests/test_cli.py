@@ -330,3 +330,16 @@ def test_mnist_from_local_files_trains_and_samples_at_28x28(tmp_path):
     torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
     assert main([*guided, "--data-root", str(tmp_path / "elsewhere"), "--out", str(out)]) == 2  # no files there
     assert main(["train", "--dataset", "fashion_mnist", "--data-root", str(tmp_path / "files"), *small]) == 2  # absent
+
+
+def test_sample_refuses_to_write_samples_with_nan(tmp_path, capsys):
+    ck, out = tmp_path / "tiny.pt", tmp_path / "grid"
+    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
+    assert main(["train", "--out", str(ck), "--steps", "1", *tiny]) == 0
+    state = torch.load(ck, weights_only=True)
+    for weights in ("model", "ema"):  # a diverged run: one output channel's bias is NaN
+        state[weights]["conv_out.bias"].fill_(float("nan"))
+    torch.save(state, ck)
+    assert main(["sample", str(ck), "--n", "3", "--steps", "20", "--out", str(out)]) == 2
+    assert "3 of 3 samples contain NaN or infinite values, so nothing was written" in capsys.readouterr().err
+    assert not out.with_suffix(".png").exists() and not out.with_suffix(".pt").exists()
