@@ -156,6 +156,7 @@ def test_training_on_a_device_takes_the_cpu_steps_and_resumes_on_the_cpu(device,
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.filterwarnings("ignore:.*off course:UserWarning")  # the samples of a network trained a few steps
 def test_the_commands_run_on_a_device(device, tmp_path, capsys, exact_float32):
     out = tmp_path / "cli.pt"
     small = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--batch-size", "8"]
