@@ -329,6 +329,10 @@ def cmd_export(args) -> int:
     """Keep only what sampling needs: the EMA weights (as the model), config, schedule, step."""
     from .checkpoint import load_checkpoint, save_checkpoint
 
+    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+        raise ValueError(
+            f"export would overwrite {args.checkpoint}, the checkpoint it reads (and a run's only way to resume)"
+        )
     state = load_checkpoint(args.checkpoint)
     slim = {k: state[k] for k in ("step", "model_config", "train_config", "schedule", "data_shape") if k in state}
     slim["model"] = state["ema"] if state.get("ema") is not None else state["model"]

@@ -427,6 +427,12 @@ class Trainer:
             torch.distributed.barrier()
 
     def load_state_dict(self, state: dict) -> None:
+        missing = [key for key in ("ema", "generator_state") if state.get(key) is None]
+        if missing:
+            raise ValueError(
+                f"this checkpoint holds sampling weights only (as `export` writes them, and as the shipped model is): "
+                f"it has no {' or '.join(missing)} to continue a run from; resume from the checkpoint `train` wrote"
+            )
         if state.get("model_config") != model_config_dict(self.model):
             raise ValueError(
                 f"checkpoint model config {state.get('model_config')} differs from this trainer's "

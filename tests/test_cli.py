@@ -61,6 +61,12 @@ def test_train_then_sample(tmp_path, capsys):
     assert main(["export", str(ck), str(slim)]) == 0
     state = torch.load(slim, weights_only=True)
     assert "optimizer" not in state and state["step"] == 4
+    # an export cannot be resumed (was: KeyError 'ema'), nor written over the checkpoint it reads
+    assert main(["train", "--resume", str(slim), "--out", str(tmp_path / "more.pt"), "--steps", "6", "--quiet"]) == 2
+    assert "holds sampling weights only" in capsys.readouterr().err
+    before = ck.read_bytes()
+    assert main(["export", str(ck), str(tmp_path / "." / ck.name)]) == 2
+    assert "would overwrite" in capsys.readouterr().err and ck.read_bytes() == before
     out = tmp_path / "samples"
     assert main(["sample", str(ck), "--n", "4", "--ddim-steps", "5", "--out", str(out)]) == 0
     x = torch.load(out.with_suffix(".pt"), weights_only=True)
