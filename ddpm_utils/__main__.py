@@ -518,7 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             s.add_argument("--data-root", default="data", help="folder of --guidance-data's files (not digits)")
             s.add_argument("--out", default="samples/digits")
-            s.add_argument("--size", type=int, default=None, help="image size (default: the training images')")
+            s.add_argument(
+                "--size", type=_at_least(int, 1), default=None, help="image size (default: the training images')"
+            )
         else:
             s.add_argument(
                 "--bpd", action="store_true", help="also compute the test-set bits/dim bound (of the network, unguided)"

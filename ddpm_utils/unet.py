@@ -61,6 +61,11 @@ class UNetConfig:
     def __post_init__(self):
         if self.in_channels < 1 or self.base_channels < 1:
             raise ValueError("in_channels and base_channels must be positive")
+        for name in ("num_res_blocks", "num_heads", "groups"):  # 0 divides by zero, or builds a UNet with no blocks
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.out_channels is not None and self.out_channels < 1:
+            raise ValueError(f"out_channels must be positive or None, got {self.out_channels}")
         if not self.channel_mults or any(m < 1 for m in self.channel_mults):
             raise ValueError(f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults}")
         if any(not 0 <= lvl < len(self.channel_mults) for lvl in self.attention_levels):

@@ -122,6 +122,9 @@ def test_clear_errors(tmp_path, capsys):
             with pytest.raises(SystemExit):
                 main([*command, "--device", "cuda"])
             assert "'cuda' is not available on this machine" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --size 0 was ignored: the training images' size was used instead
+        main(["sample", "digits", "--size", "0", "--out", str(tmp_path / "none")])
+    assert "argument --size: must be at least 1" in capsys.readouterr().err
     for command in (["sample", "digits"], ["evaluate", "digits"]):  # no samples is a mistake, not an empty grid
         for n in ("0", "-3", "2.5"):
             with pytest.raises(SystemExit):

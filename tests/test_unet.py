@@ -200,6 +200,12 @@ def test_bad_inputs_and_configs():
         UNetConfig(base_channels=20, groups=8)
     with pytest.raises(ValueError, match="attention_levels"):
         UNetConfig(channel_mults=(1, 2), attention_levels=(2,))
+    for field in ("num_heads", "groups", "num_res_blocks"):  # were: ZeroDivisionError, or a UNet without blocks
+        for value in (0, -1):
+            with pytest.raises(ValueError, match=f"{field} must be at least 1, got {value}"):
+                UNetConfig(**{field: value})
+    with pytest.raises(ValueError, match="out_channels"):
+        UNetConfig(out_channels=0)
     with pytest.raises(ValueError, match="unknown UNetConfig fields"):
         UNetConfig.from_dict({"base_chanels": 3})
     with pytest.raises(TypeError, match="zero_init_blocks must be True or False, got 'false'"):
