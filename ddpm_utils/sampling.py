@@ -296,8 +296,8 @@ def ddim_sample(
     η = 0 is deterministic; η = 1 on the full schedule is DDPM with σ_t² = β̃_t. After the last
     timestep τ_1 the sampler jumps to x_0 = x̂_0 (ᾱ := 1).
     """
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    if not 0.0 <= eta <= 1.0:  # above 1, σ² would exceed 1 - ᾱ_{t-1}: x_{t-1} no longer has q(x_{t-1} | x_0)'s variance
+        raise ValueError(f"eta must lie in [0, 1] (0: deterministic, 1: DDPM-like), got {eta}")
     xt = _start(shape, x_T, generator, device, dtype)
     batch = xt.shape[0]
     taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()

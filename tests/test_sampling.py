@@ -129,8 +129,9 @@ def test_timesteps_and_callbacks():
     assert calls == ddim_timesteps(100, 10).flip(0).tolist()
     with pytest.raises(ValueError, match="shape or x_T"):
         ddpm_sample(lambda x, t: x, s)
-    with pytest.raises(ValueError, match="eta"):
-        ddim_sample(lambda x, t: x, s, (2, 2), eta=-1)
+    for eta in (-1, 1.5, float("nan")):  # nan slipped through `eta < 0` and gave NaN samples
+        with pytest.raises(ValueError, match="eta must lie in"):
+            ddim_sample(lambda x, t: x, s, (2, 2), eta=eta)
     with pytest.raises(ValueError, match="unknown variance"):
         ddpm_sample(lambda x, t: x, s, (2, 2), variance="large")
 
@@ -460,3 +461,15 @@ def test_low_precision_warns_where_the_cpu_would_emulate_bfloat16(monkeypatch, m
             warnings.simplefilter("error")
             LowPrecision(model)
             Trainer(model, torch.randn(32, 2), TrainConfig(batch_size=8, bf16=True))
+
+
+def test_ddim_noise_fits_the_marginal_up_to_eta_1_and_not_beyond():
+    """Why eta is refused above 1: x_{t-1} = √ᾱ' x̂_0 + √(1 - ᾱ' - σ²) ε̂ + σ z keeps q(x_{t-1} | x_0)'s variance
+    1 - ᾱ' only while σ² <= 1 - ᾱ'. At eta = 1 that holds for every pair of timesteps (σ² = (1-ᾱ')/(1-ᾱ) (1 - ᾱ/ᾱ')
+    and 1 - ᾱ/ᾱ' <= 1 - ᾱ); at 1.5 it fails for some, where the sampler could only clamp."""
+    from ddpm_utils.sampling import _ddim_coefficients
+
+    ab = make_schedule("linear", 1000).alpha_bars.tolist()
+    pairs = [(ab[t], ab[p]) for t in range(1, 1000, 37) for p in range(0, t, 29)]
+    assert all(_ddim_coefficients(a, a_prev, 1.0)[0] ** 2 <= (1 - a_prev) * (1 + 1e-12) for a, a_prev in pairs)
+    assert any(_ddim_coefficients(a, a_prev, 1.5)[0] ** 2 > 1 - a_prev for a, a_prev in pairs)
