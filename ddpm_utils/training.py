@@ -363,7 +363,13 @@ class Trainer:
         for name, every in (("callback_every", callback_every), ("checkpoint_every", checkpoint_every)):
             if every is not None and every < 0:  # `step % -1 == 0` would fire at every step
                 raise ValueError(f"{name} must be >= 0 (0 or None: never), got {every}")
-        stop_at = min(max_steps or cfg.max_steps, cfg.max_steps)
+        if max_steps is not None and not 0 <= max_steps <= cfg.max_steps:  # was capped at cfg.max_steps silently
+            raise ValueError(
+                f"max_steps={max_steps} lies outside [0, config.max_steps={cfg.max_steps}], the length the "
+                "learning-rate schedule runs over: to train longer, set TrainConfig(max_steps=...) "
+                "(Trainer.resume(..., max_steps=...) extends a saved run)"
+            )
+        stop_at = cfg.max_steps if max_steps is None else max_steps
         max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
         start, first = time.perf_counter(), self.step
         bar = tqdm(total=stop_at, initial=self.step, disable=not progress or self.rank != 0, mininterval=10.0, ncols=90)

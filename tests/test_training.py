@@ -372,6 +372,8 @@ def test_train_refuses_a_time_limit_or_interval_that_would_misfire(tmp_path):
         trainer.train(checkpoint_path=tmp_path / "c.pt", checkpoint_every=-1, progress=False)
     with pytest.raises(ValueError, match="callback_every"):
         trainer.train(callback=print, callback_every=-5, progress=False)
+    with pytest.raises(ValueError, match=r"max_steps=4 lies outside \[0, config.max_steps=3\]"):
+        trainer.train(max_steps=4, progress=False)  # was: 3 steps, without a word
     assert trainer.step == 0 and not (tmp_path / "c.pt").exists()
     trainer.train(checkpoint_path=tmp_path / "c.pt", checkpoint_every=0, progress=False)  # 0: only at the end
     assert trainer.step == 3 and (tmp_path / "c.pt").exists()
