@@ -293,8 +293,8 @@ def ddim_sample(
 
     x_{τ_{i-1}} = √ᾱ_{τ_{i-1}} x̂_0 + sqrt(1 - ᾱ_{τ_{i-1}} - σ²) ε̂ + σ z
     σ = η sqrt((1 - ᾱ_{τ_{i-1}}) / (1 - ᾱ_{τ_i})) sqrt(1 - ᾱ_{τ_i} / ᾱ_{τ_{i-1}})
-    η = 0 is deterministic; η = 1 on the full schedule is DDPM with σ_t² = β̃_t. After the last
-    timestep τ_1 the sampler jumps to x_0 = x̂_0 (ᾱ := 1).
+    η = 0 is deterministic; η = 1 on the full schedule is DDPM with σ_t² = β̃_t; η lies in [0, 1], since
+    above 1 σ² can exceed 1 - ᾱ_{τ_{i-1}}. After the last timestep τ_1 the sampler jumps to x_0 = x̂_0 (ᾱ := 1).
     """
     if not 0.0 <= eta <= 1.0:  # above 1, σ² would exceed 1 - ᾱ_{t-1}: x_{t-1} no longer has q(x_{t-1} | x_0)'s variance
         raise ValueError(f"eta must lie in [0, 1] (0: deterministic, 1: DDPM-like), got {eta}")
