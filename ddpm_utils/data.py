@@ -99,6 +99,8 @@ def toy_gaussian_mixture() -> GaussianMixture:
 
 def load_toy(name: str, n: int = 4096, seed: int = 0) -> torch.Tensor:
     """A seeded 2-D toy set: 'moons', 'swiss_roll' or 'gaussian_mixture'. Returns (n, 2) float32."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int (points to draw), got {n!r}")
     g = torch.Generator().manual_seed(seed)
     if name == "moons":
         return make_moons(n, generator=g)

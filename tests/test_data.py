@@ -46,6 +46,9 @@ def test_toy_sets(name):
     assert 0.2 < x.std().item() < 2.0
     with pytest.raises(ValueError, match="unknown toy"):
         load_toy("spiral")
+    for n in (0, -5, 2.5):  # -5 failed inside torch ("negative dimension"); 0 gave an empty set
+        with pytest.raises(ValueError, match="n must be a positive int"):
+            load_toy(name, n)
 
 
 def test_gaussian_mixture_density_matches_torch_distributions():
