@@ -8,6 +8,7 @@ images (v_max = 255) on K = 256. `to_model_range` and `from_model_range` convert
 from __future__ import annotations
 
 import gzip
+import operator
 import math
 import pickle
 import struct
@@ -99,8 +100,13 @@ def toy_gaussian_mixture() -> GaussianMixture:
 
 def load_toy(name: str, n: int = 4096, seed: int = 0) -> torch.Tensor:
     """A seeded 2-D toy set: 'moons', 'swiss_roll' or 'gaussian_mixture'. Returns (n, 2) float32."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    try:
+        count = operator.index(n)  # any integer, numpy's included
+    except TypeError:
+        count = 0
+    if isinstance(n, bool) or count < 1:
         raise ValueError(f"n must be a positive int (points to draw), got {n!r}")
+    n = count
     g = torch.Generator().manual_seed(seed)
     if name == "moons":
         return make_moons(n, generator=g)
