@@ -8,8 +8,8 @@ images (v_max = 255) on K = 256. `to_model_range` and `from_model_range` convert
 from __future__ import annotations
 
 import gzip
-import operator
 import math
+import operator
 import pickle
 import struct
 from pathlib import Path
