@@ -5,8 +5,10 @@
 # make pretrained  retrain checkpoints/digits.pt
 # make bench       run the benchmark scripts
 #
-# TORCH picks the PyTorch build; the default is the CPU wheel. For CUDA on Linux, e.g.:
-#   make course TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+# TORCH picks the PyTorch build. The default, torch==2.13.0 from PyPI, is the CUDA build on Linux (large) and the
+# CPU one on macOS and Windows; for the small CPU-only build on Linux, or a given CUDA version:
+#   make course TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+#   make course TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124"
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
