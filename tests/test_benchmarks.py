@@ -337,3 +337,24 @@ def test_onednn_kernels_sees_every_convolution_of_a_bf16_training_step():
     assert kernels["convolution forward"]["gflop"] == pytest.approx(conv_gflop, rel=1e-9)
     assert all(kernels[f"convolution {d}"]["ms"] > 0 for d in ("forward", "backward_data", "backward_weights"))
     assert len(losses) == 6 and all(math.isfinite(v) for v in losses)  # 3 warm-up steps; timed, profiled, logged
+
+
+def test_onednn_kernels_script_runs_in_miniature(tmp_path, monkeypatch, capsys):
+    """The whole script at batch 4, one step each: a table per contender and one JSON line, in a temporary folder."""
+    pytest.importorskip("diffusers")
+    if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("PyTorch sends bfloat16 convolutions to oneDNN only on CPUs with AVX-512 (or AMX, or ARM bf16)")
+    sys.path.insert(0, str(BENCHMARKS))
+    import common
+    import onednn_kernels
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["onednn_kernels.py", "--batch", "4", "--steps", "1"])
+    onednn_kernels.main()
+    out = capsys.readouterr().out
+    names = ("diffusers float32", "ddpm_utils float32, channels-last", "ddpm_utils bf16, contiguous")
+    for name in (*names, "ddpm_utils bf16, channels-last"):
+        assert f"{name}: step" in out, out
+    (line,) = (tmp_path / "onednn_kernels.jsonl").read_text().splitlines()
+    contenders = json.loads(line)["contenders"]
+    assert contenders["ddpm_utils bf16, contiguous"]["kernels"]["convolution backward_weights"]["calls"] == 33
