@@ -121,6 +121,21 @@ MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvisi
 MNIST_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}  # also read gzipped (.gz)
 
 
+def _download(dataset: str, root: str, split: str, by_hand: str) -> None:
+    """Fetch one of torchvision's data sets (`torchvision.datasets.<dataset>`: MNIST, FashionMNIST, CIFAR10) into
+    `root`, where the readers below find its files; torchvision is the optional `datasets` extra."""
+    try:
+        import torchvision
+    except ImportError as exc:
+        raise ImportError(
+            f"downloading {dataset} needs torchvision: pip install 'ddpm-from-scratch[datasets]', or {by_hand}"
+        ) from exc
+    try:
+        getattr(torchvision.datasets, dataset)(root=root, train=split == "train", download=True)
+    except Exception as exc:  # URLError offline, RuntimeError on a failed checksum
+        raise RuntimeError(f"could not download {dataset} into {root!r} ({exc})") from exc
+
+
 def _read_idx_images(path: Path) -> np.ndarray:
     """The images of an IDX file (MNIST's format): a big-endian header (magic 2051, count, rows, columns), then
     one unsigned byte per pixel, row by row. Gzipped files (.gz) are read as they come."""
@@ -156,18 +171,12 @@ def load_mnist(name: str = "mnist", split: str = "train", root: str = "data", do
         return [p for p in (raw / MNIST_FILES[split], raw / f"{MNIST_FILES[split]}.gz") if p.is_file()]
 
     if download and not found():
-        try:
-            import torchvision
-        except ImportError as exc:
-            raise ImportError(
-                f"downloading {name} needs torchvision: pip install 'ddpm-from-scratch[datasets]', or copy its raw "
-                f"files into {str(raw)!r} yourself (or use the embedded default, ddpm_utils.load_digits())"
-            ) from exc
-        cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
-        try:
-            cls(root=root, train=split == "train", download=True)
-        except Exception as exc:  # URLError offline, RuntimeError on a failed checksum
-            raise RuntimeError(f"could not download {name} into {root!r} ({exc})") from exc
+        _download(
+            "MNIST" if name == "mnist" else "FashionMNIST",
+            root,
+            split,
+            f"copy its raw files into {str(raw)!r} yourself (or use the embedded default, ddpm_utils.load_digits())",
+        )
     if not found():
         raise RuntimeError(
             f"{name}'s {split} images ({MNIST_FILES[split]}, gzipped or not) are not in {str(raw)!r}. Copy the "
@@ -225,17 +234,7 @@ def load_cifar10(split: str = "train", root: str = "data", download: bool = Fals
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = Path(root) / CIFAR10_FOLDER
     if download and not all((folder / name).is_file() for name in CIFAR10_FILES[split]):
-        try:
-            import torchvision
-        except ImportError as exc:
-            raise ImportError(
-                "downloading CIFAR-10 needs torchvision: pip install 'ddpm-from-scratch[datasets]', or unpack "
-                f"cifar-10-python.tar.gz under {root!r} yourself"
-            ) from exc
-        try:
-            torchvision.datasets.CIFAR10(root=root, train=split == "train", download=True)
-        except Exception as exc:  # URLError offline, RuntimeError on a failed checksum
-            raise RuntimeError(f"could not download CIFAR-10 into {root!r} ({exc})") from exc
+        _download("CIFAR10", root, split, f"unpack cifar-10-python.tar.gz under {root!r} yourself")
     missing = [name for name in CIFAR10_FILES[split] if not (folder / name).is_file()]
     if missing:
         raise RuntimeError(

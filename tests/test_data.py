@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 import torch
@@ -131,14 +132,34 @@ def test_cifar10_refuses_missing_corrupt_and_unsafe_files(tmp_path):
         load_cifar10("test", root=str(tmp_path))
 
 
-def test_cifar10_download_needs_torchvision_and_says_so(tmp_path):
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="datasets"):  # names the extra that installs it
-            load_cifar10("train", root=str(tmp_path), download=True)
-    else:
-        pytest.skip("torchvision is installed: downloading would need internet")
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_download_needs_torchvision_and_says_so(tmp_path, monkeypatch, name):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(ImportError, match="datasets"):  # names the extra that installs it
+        load_dataset(name, "train", root=str(tmp_path), download=True)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_download_asks_torchvision_for_the_named_set_and_reports_its_failure(tmp_path, monkeypatch, name):
+    """With download=True and the files absent, the loader calls torchvision.datasets.<set>(root, train, download)
+    (a stand-in module here: no internet) and wraps what goes wrong in an error that names the data set."""
+    import types
+
+    calls = []
+
+    def dataset(cls_name):
+        def fetch(root, train, download):
+            calls.append((cls_name, root, train, download))
+            raise OSError("no route to host")
+
+        return fetch
+
+    wanted = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}[name]
+    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(**{k: dataset(k) for k in wanted.split()}))
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    with pytest.raises(RuntimeError, match=f"could not download {wanted} into .*no route to host"):
+        load_dataset(name, "test", root=str(tmp_path), download=True)
+    assert calls == [(wanted, str(tmp_path), False, True)]
 
 
 def write_idx_images(path, images, gzipped=False):
