@@ -8,7 +8,8 @@
 # TORCH picks the PyTorch build. The default, torch==2.13.0 from PyPI, is the CUDA build on Linux (large) and the
 # CPU one on macOS and Windows; for the small CPU-only build on Linux, or a given CUDA version:
 #   make course TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
-#   make course TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124"
+#   make course TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/CUDA_TAG"
+# where CUDA_TAG is the one pytorch.org's install selector gives for your driver and that release (cu128, cu130, ...).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0

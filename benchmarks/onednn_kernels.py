@@ -53,10 +53,12 @@ def parse_verbose(lines, steps: int) -> dict:
     out = collections.defaultdict(lambda: {"calls": 0.0, "ms": 0.0, "gflop": 0.0})
     for line in lines:
         fields = line.strip().split(",")
-        # onednn_verbose,v1,primitive,exec,cpu,<primitive>,<impl>,<prop_kind>,<mds>,<attrs>,<aux>,<problem>,<ms>
-        if len(fields) < 13 or fields[0] != "onednn_verbose" or fields[2:4] != ["primitive", "exec"]:
+        if len(fields) > 1 and re.fullmatch(r"v\d+", fields[1]):
+            del fields[1]  # the log format's version, which oneDNN 3.5 and later write (PyTorch 2.4's 3.4 does not)
+        # onednn_verbose,primitive,exec,cpu,<primitive>,<impl>,<prop_kind>,<mds>,<attrs>,<aux>,<problem>,<ms>
+        if len(fields) < 12 or fields[0] != "onednn_verbose" or fields[1:3] != ["primitive", "exec"]:
             continue
-        primitive, prop = fields[5], fields[7]
+        primitive, prop = fields[4], fields[6]
         kind = primitive
         if primitive == "convolution":
             kind += " " + ("forward" if prop.startswith("forward") else prop)

@@ -97,7 +97,25 @@ def cpu_computes_bfloat16() -> bool | None:
     (benchmarks/README.md, session 19)."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return None
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    amx_tile = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if avx512_bf16 is not None and amx_tile is not None:
+        return bool(avx512_bf16() or amx_tile())
+    flags = cpu_flags()  # PyTorch 2.4 has neither helper: ask the kernel
+    return None if flags is None else bool(flags & {"avx512_bf16", "amx_tile"})
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
+    """The instruction-set flags Linux reports for the first CPU, or None where there is no such file."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() == "flags":
+                    return set(value.split())
+    except OSError:
+        return None
+    return None
 
 
 class LowPrecision(torch.nn.Module):

@@ -291,6 +291,8 @@ def test_onednn_log_is_split_by_kind_and_direction_with_each_convolutions_flops(
         f"{head},convolution,jit_bf16:avx512_core_bf16,forward_training,{conv},{problem},0.25",
         f"{head},convolution,brg_conv_fwd:avx512_core_bf16,forward_inference,{conv},{problem},0.75",
         f"{head},convolution,jit_bf16:avx512_core_bf16,backward_weights,{conv},{problem},1.5",
+        # oneDNN before 3.5 (PyTorch 2.4) writes no format version after the prefix
+        f"onednn_verbose,primitive,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_data,{conv},{problem},1",
         f"{head},reorder,jit:uni,undef,src:bf16::blocked:abcd::f0 dst:bf16::blocked:aBcd16b::f0,,,128x32x8x8,0.5",
         "ordinary program output",
     ]
@@ -299,7 +301,8 @@ def test_onednn_log_is_split_by_kind_and_direction_with_each_convolutions_flops(
     # a stride-2 convolution: the output's 4x4 positions count, not the input's 8x8
     assert conv_flops("mb2_ic3oc5_ih8oh4kh3sh2dh0ph1_iw8ow4kw3sw2dw0pw1") == 2 * 2 * 3 * 5 * 4 * 4 * 3 * 3
     kinds = parse_verbose(lines, steps=2)
-    assert set(kinds) == {"convolution forward", "convolution backward_weights", "reorder"}
+    assert set(kinds) == {"convolution forward", "convolution backward_weights", "convolution backward_data", "reorder"}
+    assert kinds["convolution backward_data"] == pytest.approx({"calls": 0.5, "ms": 0.5, "gflop": flops / 2e9})
     assert kinds["convolution forward"] == pytest.approx({"calls": 1.0, "ms": 0.5, "gflop": flops / 1e9})
     assert kinds["convolution backward_weights"] == pytest.approx({"calls": 0.5, "ms": 0.75, "gflop": flops / 2e9})
     assert kinds["reorder"] == pytest.approx({"calls": 0.5, "ms": 0.25, "gflop": 0.0})

@@ -20,7 +20,7 @@ def test_environment_yml_in_sync_with_pyproject():
     listed = {_name(m) for m in re.findall(r"^\s*-\s+([A-Za-z][\w.\-]*[^\n]*)$", env, re.M)}
     missing = wanted - listed
     assert not missing, f"environment.yml lacks {sorted(missing)}"
-    extra = listed - wanted - {"python", "pip", "pip:", "cpuonly", "-e"}
+    extra = listed - wanted - {"python", "pip", "pip:", "pytorch-cpu", "-e"}
     assert not extra, f"environment.yml lists {sorted(extra)} which pyproject.toml does not"
 
 
@@ -28,3 +28,23 @@ def test_readme_names_the_commands():
     readme = (ROOT / "README.md").read_text()
     for cmd in ("make course", "make test", "make notebooks", "conda env create -f environment.yml"):
         assert cmd in readme, cmd
+
+
+def test_an_older_pytorch_is_refused_by_name_and_the_bound_matches_pyproject():
+    """ddpm_utils refuses PyTorch < 2.4 at import (2.3.1's AdamW has no fused CPU kernel: measured), with the
+    same bound as pyproject.toml's requirement."""
+    import pytest
+
+    import ddpm_utils
+
+    requirement = next(
+        r
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+        if _name(r) == "torch"
+    )
+    assert requirement == "torch>=" + ".".join(map(str, ddpm_utils.MIN_TORCH))
+    for version in ("2.3.1+cu121", "2.2.0", "1.13.1"):
+        with pytest.raises(ImportError, match=re.escape(f"needs PyTorch 2.4 or newer; this environment has {version}")):
+            ddpm_utils._requirements.check_torch(version)
+    for version in ("2.4.0", "2.4.1+cpu", "2.13.0+cpu", "2.14.0a0+git1234", "3.0.0"):
+        ddpm_utils._requirements.check_torch(version)

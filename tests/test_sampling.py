@@ -447,8 +447,8 @@ def test_low_precision_warns_where_the_cpu_would_emulate_bfloat16(monkeypatch, m
     bfloat16 network there, for sampling or through TrainConfig(bf16=True), says so; elsewhere it stays quiet."""
 
     monkeypatch.setattr("platform.machine", lambda: machine)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     assert cpu_computes_bfloat16() is expected
     model = MLPDenoiser(2)
     if expected is False:
@@ -461,6 +461,27 @@ def test_low_precision_warns_where_the_cpu_would_emulate_bfloat16(monkeypatch, m
             warnings.simplefilter("error")
             LowPrecision(model)
             Trainer(model, torch.randn(32, 2), TrainConfig(batch_size=8, bf16=True))
+
+
+def test_bfloat16_check_without_torchs_helpers_reads_the_kernels_cpu_flags(monkeypatch, tmp_path):
+    """PyTorch 2.4 lacks torch.cpu._is_avx512_bf16_supported: the check then reads /proc/cpuinfo's flags. Where
+    both exist they must agree (the kernel's list is an oracle independent of PyTorch's CPUID code)."""
+    from ddpm_utils.sampling import cpu_flags
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    real = cpu_flags()
+    if real is not None and hasattr(torch.cpu, "_is_avx512_bf16_supported"):
+        assert bool(real & {"avx512_bf16", "amx_tile"}) == cpu_computes_bfloat16()
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    info = tmp_path / "cpuinfo"
+    for flags, expected in [("fpu sse2 avx512f", False), ("fpu avx512f avx512_bf16", True), ("fpu amx_tile", True)]:
+        info.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+        monkeypatch.setattr("ddpm_utils.sampling.cpu_flags", lambda p=str(info): cpu_flags(p))
+        assert cpu_computes_bfloat16() is expected, flags
+    assert cpu_flags(str(tmp_path / "missing")) is None
+    monkeypatch.setattr("ddpm_utils.sampling.cpu_flags", lambda: None)
+    assert cpu_computes_bfloat16() is None  # unknown: LowPrecision then stays quiet
 
 
 def test_ddim_noise_fits_the_marginal_up_to_eta_1_and_not_beyond():
