@@ -1,7 +1,12 @@
 import re
 from pathlib import Path
 
-import tomllib
+from packaging.requirements import Requirement
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,11 +17,15 @@ def _name(req: str) -> str:
 
 def test_environment_yml_in_sync_with_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {_name(r) for r in project["dependencies"]}
+    env_file = (ROOT / "environment.yml").read_text()
+    python = re.search(r"^\s*-\s+python=(\d+\.\d+)", env_file, re.M).group(1)
+    requirements = [Requirement(r) for r in project["dependencies"]]
     for extra in ("notebooks", "test"):
-        wanted |= {_name(r) for r in project["optional-dependencies"][extra]}
+        requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    # what pip would install for the environment's Python (tomli, say, only below 3.11)
+    wanted = {r.name.lower() for r in requirements if r.marker is None or r.marker.evaluate({"python_version": python})}
     wanted = {"pytorch" if n == "torch" else n for n in wanted}
-    env = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    env = env_file.split("dependencies:", 1)[1]
     listed = {_name(m) for m in re.findall(r"^\s*-\s+([A-Za-z][\w.\-]*[^\n]*)$", env, re.M)}
     missing = wanted - listed
     assert not missing, f"environment.yml lacks {sorted(missing)}"
