@@ -169,10 +169,34 @@ def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
     if x_T is not None:
         if not isinstance(x_T, torch.Tensor) or not x_T.is_floating_point():
             raise TypeError("x_T must be a floating-point tensor")
+        _refuse_non_finite(x_T, "x_T")
         return x_T.clone()
     if shape is None:
         raise ValueError("give either shape or x_T")
     return randn(tuple(shape), generator, device, dtype)
+
+
+def _refuse_non_finite(x: torch.Tensor, name: str) -> None:
+    bad = _non_finite_rows(x)
+    if bad:
+        raise ValueError(f"{name} holds NaN or infinite values in {bad} of its {len(x)} rows")
+
+
+def _non_finite_rows(x: torch.Tensor) -> int:
+    return int((~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)).sum()) if x.numel() else 0
+
+
+def _finish(x: torch.Tensor, sampler: str) -> torch.Tensor:
+    """Return the samples, warning (not silently) when some are NaN or infinite: the network's output diverged."""
+    bad = _non_finite_rows(x)
+    if bad:
+        warnings.warn(
+            f"{sampler}: {bad} of {len(x)} samples hold NaN or infinite values. The network's output diverged "
+            "somewhere along the way: a network whose training loss went to NaN, weights in another dtype or "
+            "scale than trained, or a checkpoint made for another schedule or prediction",
+            stacklevel=4,  # the caller of the sampler (past torch.no_grad's wrapper)
+        )
+    return x
 
 
 def _check_first_step(gain: float, alpha_bar: float, prediction: str, clip_x0: bool) -> None:
@@ -229,7 +253,7 @@ def ddpm_sample(
             xt = out.model_mean + (0.5 * out.model_log_variance).exp() * z
         else:
             xt = out.model_mean
-    return xt
+    return _finish(xt, "ddpm_sample")
 
 
 def ddim_timesteps(num_steps: int, num_inference_steps: int) -> torch.Tensor:
@@ -333,7 +357,7 @@ def ddim_sample(
         xt = ab_prev**0.5 * x0_pred + eps_weight * eps_pred
         if sigma > 0:
             xt = xt + sigma * randn(xt.shape, generator, xt.device, xt.dtype)
-    return xt
+    return _finish(xt, "ddim_sample")
 
 
 @torch.no_grad()
@@ -394,7 +418,7 @@ def dpm_solver_sample(
             d = (1 + w) * x0_pred - w * x0_prev
         xt = (sigmas[nxt] / sigmas[step]).item() * xt - alphas[nxt].item() * math.expm1(-h) * d
         x0_prev, h_prev = x0_pred, h
-    return x0_pred
+    return _finish(x0_pred, "dpm_solver_sample")
 
 
 @torch.no_grad()
@@ -403,6 +427,9 @@ def ddim_invert(
 ) -> torch.Tensor:
     """Run deterministic DDIM (η = 0) backwards, x_0 → x_T, approximating ε̂ at each step by its
     value at the lower timestep. [DDIM §4.3 / Eq. 14]  `ddim_sample(x_T=...)` maps the result back."""
+    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
+        raise TypeError("x0 must be a floating-point tensor")
+    _refuse_non_finite(x0, "x0")
     xt = x0.clone()
     batch = xt.shape[0]
     taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()
@@ -415,7 +442,7 @@ def ddim_invert(
         x0_pred = (xt - (1 - ab_prev) ** 0.5 * eps_pred) / ab_prev**0.5
         xt = ab**0.5 * x0_pred + (1 - ab) ** 0.5 * eps_pred
         ab_prev = ab
-    return xt
+    return _finish(xt, "ddim_invert")
 
 
 SAMPLERS = ("ddpm", "ddim", "dpm-solver")

@@ -494,3 +494,55 @@ def test_ddim_noise_fits_the_marginal_up_to_eta_1_and_not_beyond():
     pairs = [(ab[t], ab[p]) for t in range(1, 1000, 37) for p in range(0, t, 29)]
     assert all(_ddim_coefficients(a, a_prev, 1.0)[0] ** 2 <= (1 - a_prev) * (1 + 1e-12) for a, a_prev in pairs)
     assert any(_ddim_coefficients(a, a_prev, 1.5)[0] ** 2 > 1 - a_prev for a, a_prev in pairs)
+
+
+class _BlowsUpOnRow(torch.nn.Module):
+    """A network that computes ε̂ = 0, except for one row (if the batch has it) where it returns NaN below t = 50."""
+
+    def __init__(self, row: int):
+        super().__init__()
+        self.row = row
+
+    def forward(self, xt, t):
+        out = torch.zeros_like(xt)
+        if self.row < len(xt) and t[self.row] < 50:
+            out[self.row] = torch.nan
+        return out
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        lambda m, s, **k: ddpm_sample(m, s, **k),
+        lambda m, s, **k: ddim_sample(m, s, num_inference_steps=10, **k),
+        lambda m, s, **k: dpm_solver_sample(m, s, num_inference_steps=10, **k),
+    ],
+    ids=["ddpm", "ddim", "dpm_solver"],
+)
+def test_samplers_say_when_samples_come_out_nan_and_refuse_a_nan_start(sampler):
+    """A sampler whose network diverges returns its samples (to look at) but warns, naming how many are bad, at the
+    caller's line; a healthy run stays quiet; a NaN x_T is bad input, refused before any network call."""
+    schedule = make_schedule("linear", 100)
+    with pytest.warns(UserWarning, match="1 of 4 samples hold NaN") as record:
+        x = sampler(_BlowsUpOnRow(2), schedule, shape=(4, 2), generator=generator(0))
+    assert record[0].filename == __file__
+    assert torch.isnan(x[2]).all() and torch.isfinite(x[[0, 1, 3]]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.isfinite(sampler(_BlowsUpOnRow(9), schedule, shape=(4, 2), generator=generator(0))).all()
+    x_T = torch.randn(4, 2)
+    x_T[1, 0] = torch.inf
+    with pytest.raises(ValueError, match="x_T holds NaN or infinite values in 1 of its 4 rows"):
+        sampler(_BlowsUpOnRow(9), schedule, x_T=x_T)
+
+
+def test_ddim_invert_refuses_nan_images_and_warns_on_a_diverging_network():
+    schedule = make_schedule("linear", 100)
+    x0 = torch.randn(3, 2)
+    with pytest.warns(UserWarning, match="ddim_invert: 1 of 3 samples"):
+        ddim_invert(_BlowsUpOnRow(0), schedule, x0, num_inference_steps=10)
+    x0[0, 1] = torch.nan
+    with pytest.raises(ValueError, match="x0 holds NaN"):
+        ddim_invert(_BlowsUpOnRow(9), schedule, x0)
+    with pytest.raises(TypeError, match="x0 must be a floating-point tensor"):
+        ddim_invert(_BlowsUpOnRow(9), schedule, [[0.0, 1.0]])
