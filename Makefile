@@ -4,6 +4,9 @@
 # make lint        ruff (package, tests, notebooks) and the notebook hygiene check
 # make pretrained  retrain checkpoints/digits.pt
 # make bench       run the benchmark scripts
+# make test-lowest every test with each dependency at the lowest version pyproject.toml allows, in .venv-lowest
+#                  (e.g. PYTHON=python3.10; on Linux, LOWEST_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
+#                  takes PyTorch's small CPU build)
 #
 # TORCH picks the PyTorch build. The default, torch==2.13.0 from PyPI, is the CUDA build on Linux (large) and the
 # CPU one on macOS and Windows; for the small CPU-only build on Linux, or a given CUDA version:
@@ -15,9 +18,10 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 # Extra arguments for JupyterLab, e.g. JUPYTER_ARGS=--allow-root in a container that runs as root.
 JUPYTER_ARGS ?=
+LOWEST_PIP_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: course test notebooks lint pretrained bench clean-venv
+.PHONY: course test test-lowest notebooks lint pretrained bench clean-venv
 
 $(BIN)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +35,14 @@ course: $(BIN)/.installed-notebooks
 
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest
+
+test-lowest: $(BIN)/.installed-test
+	rm -rf .venv-lowest
+	$(PYTHON) -m venv .venv-lowest
+	$(BIN)/python tools/lowest_requirements.py > .venv-lowest/requirements.txt
+	.venv-lowest/bin/python -m pip install --quiet $(LOWEST_PIP_ARGS) -r .venv-lowest/requirements.txt
+	.venv-lowest/bin/python -m pip install --quiet --no-deps -e .
+	.venv-lowest/bin/python -m pytest
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check ddpm_utils tests benchmarks notebooks tools

@@ -57,3 +57,28 @@ def test_an_older_pytorch_is_refused_by_name_and_the_bound_matches_pyproject():
             ddpm_utils._requirements.check_torch(version)
     for version in ("2.4.0", "2.4.1+cpu", "2.13.0+cpu", "2.14.0a0+git1234", "3.0.0"):
         ddpm_utils._requirements.check_torch(version)
+
+
+def test_lowest_requirements_pin_each_floor_of_pyproject():
+    """`make test-lowest` installs what tools/lowest_requirements.py prints: every runtime and test requirement
+    at the lowest release its '>=' bound allows, markers kept, so the floors are what gets tested."""
+    import sys
+
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from lowest_requirements import lowest, lowest_requirements
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["test"]
+    pins = lowest_requirements()
+    assert len(pins) == len(declared)
+    for requirement, pin in zip(declared, pins):
+        req, pinned = Requirement(requirement), Requirement(pin)
+        (floor,) = [s.version for s in req.specifier]
+        assert pinned.name == req.name and str(pinned.specifier) == f"=={floor}.*" and pinned.marker == req.marker
+    assert "torch==2.4.*" in pins
+    assert lowest("tomli>=2.0; python_version < '3.11'") == 'tomli==2.0.*; python_version < "3.11"'
+    for unbounded in ("torch", "numpy>=1.24,<3", "scipy<2"):
+        with pytest.raises(ValueError, match="exactly one '>=' bound"):
+            lowest(unbounded)
