@@ -177,12 +177,15 @@ def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
 
 
 def _refuse_non_finite(x: torch.Tensor, name: str) -> None:
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
     bad = _non_finite_rows(x)
     if bad:
         raise ValueError(f"{name} holds NaN or infinite values in {bad} of its {len(x)} rows")
 
 
 def _non_finite_rows(x: torch.Tensor) -> int:
+    """How many rows (samples along the first dimension) hold a NaN or an infinity."""
     return int((~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)).sum()) if x.numel() else 0
 
 

@@ -534,6 +534,8 @@ def test_samplers_say_when_samples_come_out_nan_and_refuse_a_nan_start(sampler):
     x_T[1, 0] = torch.inf
     with pytest.raises(ValueError, match="x_T holds NaN or infinite values in 1 of its 4 rows"):
         sampler(_BlowsUpOnRow(9), schedule, x_T=x_T)
+    with pytest.raises(ValueError, match="x_T must have a batch dimension"):
+        sampler(_BlowsUpOnRow(9), schedule, x_T=torch.tensor(0.5))
 
 
 def test_ddim_invert_refuses_nan_images_and_warns_on_a_diverging_network():
