@@ -36,10 +36,11 @@ course: $(BIN)/.installed-notebooks
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest
 
-test-lowest: $(BIN)/.installed-test
+test-lowest:
 	rm -rf .venv-lowest
 	$(PYTHON) -m venv .venv-lowest
-	$(BIN)/python tools/lowest_requirements.py > .venv-lowest/requirements.txt
+	.venv-lowest/bin/python -m pip install --quiet packaging "tomli; python_version < '3.11'"
+	.venv-lowest/bin/python tools/lowest_requirements.py > .venv-lowest/requirements.txt
 	.venv-lowest/bin/python -m pip install --quiet $(LOWEST_PIP_ARGS) -r .venv-lowest/requirements.txt
 	.venv-lowest/bin/python -m pip install --quiet --no-deps -e .
 	.venv-lowest/bin/python -m pytest
