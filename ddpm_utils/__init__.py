@@ -1,7 +1,7 @@
 """ddpm_utils: the tested implementations that the ddpm-from-scratch notebooks build up to."""
 
-from . import _requirements, metrics, optim, plotting
-from ._requirements import MIN_TORCH
+from . import metrics, optim, plotting
+from ._requirements import MIN_TORCH  # refuses an older PyTorch
 from .analytic import GaussianData, GaussianMixture
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .data import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ._checks import non_finite_rows
 from .data import DATASETS
 from .optim import OPTIMIZERS
 from .sampling import SAMPLERS
@@ -228,7 +229,7 @@ def cmd_sample(args) -> int:
     size = args.size or (trained_on[-1] if trained_on else 8)
     shape = (args.n, cfg["in_channels"], size, size)
     x = _sample(model, schedule, shape, args, _prediction(state)).cpu()
-    broken = int((~torch.isfinite(x)).flatten(1).any(1).sum())
+    broken = non_finite_rows(x)
     if broken:  # a grid of NaNs renders as a blank image that looks like a plotting bug
         raise ValueError(
             f"{broken} of {len(x)} samples contain NaN or infinite values, so nothing was written: the network "

@@ -46,3 +46,8 @@ def check_timesteps(t, num_steps: int, batch: int | None = None, device: torch.d
 def share_beyond(x: torch.Tensor, bound: float) -> float:
     """The fraction of x's values outside [-bound, bound], without a float copy of x (data sets can be large)."""
     return ((x > bound).sum() + (x < -bound).sum()).item() / x.numel()
+
+
+def non_finite_rows(x: torch.Tensor) -> int:
+    """How many rows of x (samples along its first dimension) hold a NaN or an infinity."""
+    return int((~torch.isfinite(x.detach().reshape(len(x), -1)).all(dim=1)).sum()) if x.numel() else 0

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import share_beyond
+from ._checks import non_finite_rows, share_beyond
 from .analytic import GaussianData
 from .checkpoint import atomic_save, describe_load_error
 from .data import load_digits
@@ -291,10 +291,10 @@ def _check_samples(samples: torch.Tensor) -> None:
     (samples mapped back to [0, 16] or [0, 1], or a sampler far off course: the scores would not say which)."""
     if not isinstance(samples, torch.Tensor) or not samples.is_floating_point():
         raise TypeError(f"samples must be a floating-point tensor, got {getattr(samples, 'dtype', type(samples))}")
-    bad = (~torch.isfinite(samples.detach())).reshape(len(samples), -1).any(1)
-    if bad.any():
+    bad = non_finite_rows(samples)
+    if bad:
         raise ValueError(
-            f"{int(bad.sum())} of {len(samples)} samples contain NaN or infinite values: the sampler diverged "
+            f"{bad} of {len(samples)} samples contain NaN or infinite values: the sampler diverged "
             "(a network trained too briefly or with too high a learning rate, or a first step that amplifies the "
             "network's error: see the sampler's warning)"
         )

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import torch
 
+from ._checks import non_finite_rows
 from .forward import randn
 from .reverse import eps_and_x0_from_output, p_mean_variance
 from .schedules import Schedule, gather
@@ -179,19 +180,14 @@ def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
 def _refuse_non_finite(x: torch.Tensor, name: str) -> None:
     if x.dim() == 0:
         raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
-    bad = _non_finite_rows(x)
+    bad = non_finite_rows(x)
     if bad:
         raise ValueError(f"{name} holds NaN or infinite values in {bad} of its {len(x)} rows")
 
 
-def _non_finite_rows(x: torch.Tensor) -> int:
-    """How many rows (samples along the first dimension) hold a NaN or an infinity."""
-    return int((~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)).sum()) if x.numel() else 0
-
-
 def _finish(x: torch.Tensor, sampler: str) -> torch.Tensor:
     """Return the samples, warning (not silently) when some are NaN or infinite: the network's output diverged."""
-    bad = _non_finite_rows(x)
+    bad = non_finite_rows(x)
     if bad:
         warnings.warn(
             f"{sampler}: {bad} of {len(x)} samples hold NaN or infinite values. The network's output diverged "

@@ -155,7 +155,7 @@ def test_download_asks_torchvision_for_the_named_set_and_reports_its_failure(tmp
         return fetch
 
     wanted = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}[name]
-    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(**{k: dataset(k) for k in wanted.split()}))
+    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(**{wanted: dataset(wanted)}))
     monkeypatch.setitem(sys.modules, "torchvision", fake)
     with pytest.raises(RuntimeError, match=f"could not download {wanted} into .*no route to host"):
         load_dataset(name, "test", root=str(tmp_path), download=True)
