@@ -301,7 +301,7 @@ def cmd_evaluate(args) -> int:
             "test_bits_per_dim": bpd.mean().item(),
             "test_bits_per_dim_se": (bpd.std() / len(bpd) ** 0.5).item() if len(bpd) > 1 else float("nan"),
         }
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}, indent=1))
+        _print_report(report)
         return 0
     reports = []
     for k in range(args.repeats):  # independent sample sets from seeds seed, seed + 1, ...
@@ -321,9 +321,33 @@ def cmd_evaluate(args) -> int:
         report["test_bits_per_dim"] = (
             _test_bound(model, schedule, test, DIGITS_LEVELS, _prediction(state), args.seed, args.device).mean().item()
         )
-    rounded = {k: [round(x, 4) for x in v] if isinstance(v, list) else v for k, v in report.items()}
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rounded.items()}, indent=1))
+    if math.isnan(report["fd_class_matched"]) or math.isnan(report["floor_class_matched"]):
+        why = []  # reweighting to the test split's class mix needs every class among the digits reweighted
+        if report["classes_present"] < 10:
+            why.append(f"the samples hold {report['classes_present']:g} of the 10 classes")
+        if math.isnan(report["floor_class_matched"]):
+            why.append(f"some sets of {args.n} real digits miss a class too (use --n 100 or more)")
+        print(
+            f"note: the class-matched scores are null: they reweight digits to the test split's class mix, which "
+            f"needs every class among them, and {' and '.join(why)}",
+            file=sys.stderr,
+        )
+    _print_report(report)
     return 0
+
+
+def _print_report(report: dict) -> None:
+    """The report as JSON, numbers to 4 decimals; NaN (undefined, e.g. a spread of one score) as null, which
+    every JSON reader accepts (Python's json writes NaN, which is not JSON)."""
+
+    def plain(v):
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, float):
+            return None if math.isnan(v) else round(v, 4)
+        return v
+
+    print(json.dumps({k: plain(v) for k, v in report.items()}, indent=1, allow_nan=False))
 
 
 def cmd_export(args) -> int:

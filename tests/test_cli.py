@@ -353,3 +353,17 @@ def test_sample_refuses_to_write_samples_with_nan(tmp_path, capsys):
         assert main(["sample", str(ck), "--n", "3", "--steps", "20", "--out", str(out)]) == 2
     assert "3 of 3 samples contain NaN or infinite values, so nothing was written" in capsys.readouterr().err
     assert not out.with_suffix(".png").exists() and not out.with_suffix(".pt").exists()
+
+
+def test_evaluate_writes_strict_json_and_says_why_a_score_is_undefined(capsys):
+    def refuse(constant):  # json.loads accepts NaN and Infinity, which are not JSON; a strict reader does not
+        raise ValueError(f"not JSON: {constant}")
+
+    assert main(["evaluate", "digits", "--n", "5", "--steps", "3", "--seed", "0"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out, parse_constant=refuse)
+    # 5 digits cannot hold all 10 classes: nothing to reweight to the test split's class mix
+    assert report["fd_class_matched"] is None and report["floor_class_matched"] is None
+    assert report["classes_present"] <= 5 and report["fd"] > 0
+    assert "class-matched scores are null" in captured.err and "sets of 5 real digits miss a class" in captured.err
+    assert f"hold {report['classes_present']} of the 10 classes" in captured.err
