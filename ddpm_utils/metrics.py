@@ -41,6 +41,7 @@ __all__ = [
     "digits_classifier",
     "export_digits_classifier",
     "frechet_distance",
+    "digit_features",
     "class_mix",
     "gaussian_fit_samples",
     "reference_scores",
@@ -148,6 +149,14 @@ def _features(x: torch.Tensor) -> torch.Tensor:
     """The classifier's features of images on any device (the metrics run on the CPU, where the classifier is)."""
     with torch.no_grad():
         return digits_classifier().features(x.detach().cpu().float().clamp(-1, 1)).double()
+
+
+def digit_features(images: torch.Tensor) -> torch.Tensor:
+    """(N, 64) float64: the shipped classifier's features of digits (N, 1, 8, 8) in [-1, 1], on any device —
+    what FD_digits compares. `frechet_distance(digit_features(a), digit_features(b))` scores any two sets, e.g.
+    samples against the training digits (to choose a setting without looking at the test split)."""
+    _check_samples(images)
+    return _features(images)
 
 
 def frechet_distance(feats1: torch.Tensor, feats2: torch.Tensor, weights1: torch.Tensor | None = None) -> float:
