@@ -2,7 +2,7 @@
 # make test        create .venv (if needed) and run every test, notebooks included
 # make notebooks   re-execute every notebook in place, in order, storing the outputs
 # make lint        ruff (package, tests, notebooks) and the notebook hygiene check
-# make pretrained  retrain checkpoints/digits.pt
+# make pretrained  retrain ddpm_utils/checkpoints/digits.pt
 # make bench       run the benchmark scripts
 # make test-lowest every test with each dependency at the lowest version pyproject.toml allows, in .venv-lowest
 #                  (e.g. PYTHON=python3.10; on Linux, LOWEST_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
@@ -55,7 +55,7 @@ notebooks: $(BIN)/.installed-test
 
 pretrained: $(BIN)/.installed-test
 	$(BIN)/python -m ddpm_utils train --steps 5000 --seed 0 --out runs/digits_full.pt
-	$(BIN)/python -m ddpm_utils export runs/digits_full.pt checkpoints/digits.pt
+	$(BIN)/python -m ddpm_utils export runs/digits_full.pt ddpm_utils/checkpoints/digits.pt
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python benchmarks/run_all.py

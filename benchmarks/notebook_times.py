@@ -20,7 +20,6 @@ def main():
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        shutil.copytree(NOTEBOOKS[0].parents[1] / "checkpoints", root / "checkpoints")
         (root / "notebooks").mkdir()
         for path in NOTEBOOKS:
             copy = root / "notebooks" / path.name

@@ -1,7 +1,7 @@
 """Sample-quality measures for the 8×8 digits, each with a floor and a ceiling to read it against.
 
 * `DigitsClassifier`: a small CNN the package trains deterministically in seconds on the digits'
-  train split; the weights it produced ship in `checkpoints/digits_classifier.pt`, because on
+  train split; the weights it produced ship in `ddpm_utils/checkpoints/digits_classifier.pt`, because on
   another CPU the same training differs in the last bits and the scores by a few tenths. Its 64-d
   penultimate features define
 * `frechet_distance` between two sets of features (FID's formula, on our features: "FD_digits").
@@ -99,13 +99,13 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("DDPM_CACHE", Path.home() / ".cache" / "ddpm-from-scratch"))
 
 
-SHIPPED_CLASSIFIER = Path(__file__).resolve().parents[1] / "checkpoints" / "digits_classifier.pt"
+SHIPPED_CLASSIFIER = Path(__file__).resolve().parent / "checkpoints" / "digits_classifier.pt"
 
 
 def export_digits_classifier(path: str | os.PathLike = SHIPPED_CLASSIFIER) -> Path:
     """Train the classifier (`train_digits_classifier()`) and write its weights to `path`, atomically.
 
-    This is how `checkpoints/digits_classifier.pt` was made. Retrained on another CPU the weights differ in
+    This is how `ddpm_utils/checkpoints/digits_classifier.pt` was made. Retrained on another CPU the weights differ in
     the last bits (other float kernels), and FD_digits with them by a few tenths — hence one shipped copy.
     """
     return atomic_save(train_digits_classifier().state_dict(), Path(path))
@@ -115,9 +115,9 @@ def export_digits_classifier(path: str | os.PathLike = SHIPPED_CLASSIFIER) -> Pa
 def digits_classifier() -> DigitsClassifier:
     """The classifier behind FD_digits: the shipped weights, so that every machine measures alike.
 
-    `checkpoints/digits_classifier.pt` holds what `train_digits_classifier()` produced (see
-    `export_digits_classifier`); a corrupt file is a clear error. Without that file (a copy of the
-    package alone) the classifier is trained here and cached on disk per torch version.
+    `ddpm_utils/checkpoints/digits_classifier.pt` holds what `train_digits_classifier()` produced (see
+    `export_digits_classifier`; installed copies of the package carry it too); a corrupt file is a clear error.
+    Without that file (deleted) the classifier is trained here, with a warning, and cached on disk per torch version.
     """
     model = DigitsClassifier()
     if SHIPPED_CLASSIFIER.is_file():
@@ -131,6 +131,11 @@ def digits_classifier() -> DigitsClassifier:
         return model.eval().requires_grad_(False)
     key = hashlib.sha1(f"v1-{torch.__version__}".encode()).hexdigest()[:10]
     path = _cache_dir() / f"digits_classifier_{key}.pt"
+    warnings.warn(
+        f"{SHIPPED_CLASSIFIER} is missing: FD_digits uses a classifier trained on this machine (cached as {path}), "
+        "so its scores differ from the README's by a few tenths; restore the file from git to measure alike",
+        stacklevel=2,
+    )
     if path.is_file():
         try:
             model.load_state_dict(torch.load(path, weights_only=True))

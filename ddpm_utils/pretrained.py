@@ -11,8 +11,8 @@ from .schedules import Schedule
 
 __all__ = ["PRETRAINED", "pretrained_path", "load_pretrained"]
 
-_ROOT = Path(__file__).resolve().parents[1]
-PRETRAINED = {"digits": _ROOT / "checkpoints" / "digits.pt"}
+# inside the package, so that an installed copy (pip install ., a wheel) has them too
+PRETRAINED = {"digits": Path(__file__).resolve().parent / "checkpoints" / "digits.pt"}
 
 
 def pretrained_path(name: str = "digits") -> Path:

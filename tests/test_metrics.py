@@ -163,7 +163,7 @@ def test_cold_cache_builds_the_classifier_inside_no_grad(tmp_path, monkeypatch):
     monkeypatch.setenv("DDPM_CACHE", str(tmp_path))
     digits_classifier.cache_clear()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), pytest.warns(UserWarning, match="absent.pt is missing: FD_digits uses a classifier"):
             built = digits_classifier()
         assert list(tmp_path.glob("digits_classifier_*.pt"))  # trained and cached, not loaded
         x, y = load_digits("test", return_labels=True)

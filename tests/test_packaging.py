@@ -1,4 +1,9 @@
+import os
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -82,3 +87,36 @@ def test_lowest_requirements_pin_each_floor_of_pyproject():
     for unbounded in ("torch", "numpy>=1.24,<3", "scipy<2"):
         with pytest.raises(ValueError, match="exactly one '>=' bound"):
             lowest(unbounded)
+
+
+def test_an_installed_copy_carries_the_shipped_checkpoints(tmp_path):
+    """`pip install .` (not -e) or a wheel: the package alone holds the pretrained digits model and the classifier
+    behind FD_digits, and a copy installed elsewhere and imported away from the repository loads both (before
+    session 22 they lay outside the package: load_pretrained failed there and FD_digits used a retrained
+    classifier). Built from a copy of the sources, so that the build leaves nothing in the repository."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "ddpm_utils", src / "ddpm_utils", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path)], check=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"ddpm_utils/checkpoints/digits.pt", "ddpm_utils/checkpoints/digits_classifier.pt"} <= names
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True)
+    code = (
+        "import ddpm_utils as du\n"
+        "from ddpm_utils import metrics\n"
+        "model, schedule = du.load_pretrained('digits')\n"
+        "assert metrics.SHIPPED_CLASSIFIER.is_file(), metrics.SHIPPED_CLASSIFIER\n"
+        "metrics.digits_classifier()\n"
+        "print(du.__file__, du.pretrained.pretrained_path('digits'), sum(p.numel() for p in model.parameters()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "DDPM_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    module, checkpoint, size = out.stdout.split()
+    assert Path(module).is_relative_to(site) and Path(checkpoint).is_relative_to(site), out.stdout
+    assert int(size) == 701_345
+    assert not (tmp_path / "cache").exists()  # the shipped classifier was used, none trained
