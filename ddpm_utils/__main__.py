@@ -324,7 +324,8 @@ def cmd_evaluate(args) -> int:
     if math.isnan(report["fd_class_matched"]) or math.isnan(report["floor_class_matched"]):
         why = []  # reweighting to the test split's class mix needs every class among the digits reweighted
         if report["classes_present"] < 10:
-            why.append(f"the samples hold {report['classes_present']:g} of the 10 classes")
+            average = " on average" if args.repeats > 1 else ""  # summarise_reports averages the count
+            why.append(f"the samples hold {report['classes_present']:g} of the 10 classes{average}")
         if math.isnan(report["floor_class_matched"]):
             why.append(f"some sets of {args.n} real digits miss a class too (use --n 100 or more)")
         print(
