@@ -54,7 +54,7 @@ notebooks: $(BIN)/.installed-test
 	$(BIN)/python tools/run_notebooks.py
 
 pretrained: $(BIN)/.installed-test
-	$(BIN)/python -m ddpm_utils train --steps 5000 --seed 0 --out runs/digits_full.pt
+	$(BIN)/python -m ddpm_utils train --steps 5000 --seed 0 --overwrite --out runs/digits_full.pt
 	$(BIN)/python -m ddpm_utils export runs/digits_full.pt ddpm_utils/checkpoints/digits.pt
 
 bench: $(BIN)/.installed-test

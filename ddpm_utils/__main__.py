@@ -56,6 +56,13 @@ def cmd_train(args) -> int:
     from .training import Trainer
     from .unet import UNet
 
+    out = Path(args.out)
+    continuing = args.resume is not None and out.resolve() == Path(args.resume).resolve()
+    if out.exists() and not (continuing or args.overwrite):  # before any training: minutes or hours of it
+        raise ValueError(
+            f"{out} already exists; continue that run with --resume {out}, replace it with --overwrite, "
+            "or write to another --out"
+        )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
     data = _dataset(args.dataset, "train", args.data_root)
@@ -381,7 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--data-root", default="data", help="folder holding MNIST's or CIFAR-10's files (default %(default)s)"
     )
-    t.add_argument("--out", default="runs/digits.pt", help="checkpoint path (written atomically)")
+    t.add_argument(
+        "--out",
+        default="runs/digits.pt",
+        help="checkpoint path (written atomically); an existing file is kept unless it is the --resume source "
+        "or --overwrite is given",
+    )
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out with this run")
     t.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="total optimiser steps")
     t.add_argument(
         "--minutes", type=_at_least(float, 0, strict=True), default=None, help="stop after this many minutes"

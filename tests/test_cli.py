@@ -367,3 +367,25 @@ def test_evaluate_writes_strict_json_and_says_why_a_score_is_undefined(capsys):
     assert report["classes_present"] <= 5 and report["fd"] > 0
     assert "class-matched scores are null" in captured.err and "sets of 5 real digits miss a class" in captured.err
     assert f"hold {report['classes_present']} of the 10 classes" in captured.err
+
+
+def test_train_keeps_an_existing_checkpoint_unless_resumed_or_overwritten(tmp_path, capsys):
+    """Running `train` again with the same --out (its default is runs/digits.pt) used to replace the earlier run
+    without a word; now it is refused before any training, the file untouched, unless the run continues from it
+    (--resume of the same file) or --overwrite says to replace it."""
+    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
+    ck, other = tmp_path / "run.pt", tmp_path / "other.pt"
+    assert main(["train", "--out", str(ck), "--steps", "3", *tiny]) == 0
+    before = ck.read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--out", str(ck), "--steps", "2", *tiny]) == 2
+    err = capsys.readouterr().err
+    assert f"{ck} already exists" in err and "--resume" in err and "--overwrite" in err
+    assert ck.read_bytes() == before
+    assert main(["train", "--out", str(other), "--steps", "2", *tiny]) == 0
+    assert main(["train", "--resume", str(other), "--out", str(ck), "--steps", "4", "--quiet"]) == 2  # another file
+    assert ck.read_bytes() == before
+    assert main(["train", "--resume", str(ck), "--out", str(ck), "--steps", "5", "--quiet"]) == 0
+    assert torch.load(ck, weights_only=True)["step"] == 5  # continued: 3 steps, then 2 more
+    assert main(["train", "--out", str(ck), "--steps", "2", "--overwrite", *tiny]) == 0
+    assert torch.load(ck, weights_only=True)["step"] == 2  # a new run in its place
