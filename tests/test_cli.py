@@ -1,3 +1,4 @@
+import argparse
 import dataclasses
 import json
 import subprocess
@@ -389,3 +390,49 @@ def test_train_keeps_an_existing_checkpoint_unless_resumed_or_overwritten(tmp_pa
     assert torch.load(ck, weights_only=True)["step"] == 5  # continued: 3 steps, then 2 more
     assert main(["train", "--out", str(ck), "--steps", "2", "--overwrite", *tiny]) == 0
     assert torch.load(ck, weights_only=True)["step"] == 2  # a new run in its place
+
+
+def _documented_commands():
+    """Every command line the course shows: whole ones ('python -m ddpm_utils …', continuation lines joined) and
+    fragments in backticks ('`sample --bf16`'), from the READMEs, the Makefile and the notebooks' text."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parents[1]
+    texts = {name: (root / name).read_text() for name in ("README.md", "Makefile", "benchmarks/README.md")}
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        texts[path.name] = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    for name, text in texts.items():
+        text = text.replace("\\\n", " ")
+        for m in re.finditer(r"python -m ddpm_utils ([^`\n#|]*)", text):
+            if "…" not in m.group(1) and "{" not in m.group(1):  # not a table header's '…' or the usage line
+                yield name, "whole", shlex.split(m.group(1))
+        for m in re.finditer(r"`((?:train|sample|evaluate|export) [^`]*)`", text):
+            yield name, "fragment", m.group(1).replace("[", " ").replace("]", " ").split()
+
+
+def test_every_documented_command_line_parses():
+    """Documentation drifts from the code silently: each whole command line shown to learners must parse as it
+    stands, and each flag named in a fragment must exist in that command (run on the old docs, it found
+    `evaluate --repeats 3` without the checkpoint it needs)."""
+    from ddpm_utils.__main__ import build_parser
+
+    parser = build_parser()
+    (commands,) = (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    seen = {"whole": 0, "fragment": 0}
+    for where, kind, argv in _documented_commands():
+        seen[kind] += 1
+        if kind == "whole":
+            try:
+                parser.parse_args(argv)
+            except SystemExit:
+                pytest.fail(f"{where}: 'python -m ddpm_utils {' '.join(argv)}' does not parse")
+        else:
+            known = commands[argv[0]]._option_string_actions
+            unknown = [a for a in argv[1:] if a.startswith("--") and a not in known]
+            assert not unknown, f"{where}: `{' '.join(argv)}` names {unknown}, which {argv[0]} does not have"
+    assert seen["whole"] >= 25 and seen["fragment"] >= 20, seen  # the search itself still finds them
