@@ -120,3 +120,35 @@ def test_an_installed_copy_carries_the_shipped_checkpoints(tmp_path):
     assert Path(module).is_relative_to(site) and Path(checkpoint).is_relative_to(site), out.stdout
     assert int(size) == 701_345
     assert not (tmp_path / "cache").exists()  # the shipped classifier was used, none trained
+
+
+def test_every_documented_library_name_exists():
+    """Each `du.…` / `ddpm_utils.…` name in the READMEs and the notebooks' text resolves (functions, classes,
+    modules), and each keyword shown in `TrainConfig(…=…)` / `UNetConfig(…=…)` is a field: renaming one fails here,
+    not in a learner's notebook."""
+    import dataclasses
+    import importlib
+
+    import nbformat
+
+    import ddpm_utils as du
+
+    texts = {name: (ROOT / name).read_text() for name in ("README.md", "benchmarks/README.md")}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        texts[path.name] = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    names, fields = set(), set()
+    for where, text in texts.items():
+        names |= {(where, m) for m in re.findall(r"\b(?:du|ddpm_utils)((?:\.[A-Za-z_]\w*)+)", text)}
+        fields |= {(where, *m) for m in re.findall(r"\b(TrainConfig|UNetConfig)\((\w+)=", text)}
+    for where, dotted in names:
+        obj = du
+        for part in dotted.strip(".").split("."):
+            if hasattr(obj, part):
+                obj = getattr(obj, part)
+            else:  # only a submodule that the package's __init__ does not import may be missing as an attribute
+                assert hasattr(obj, "__path__"), f"{where} names ddpm_utils{dotted}, which does not exist"
+                obj = importlib.import_module(f"{obj.__name__}.{part}")
+    for where, cls, field in fields:
+        assert field in {f.name for f in dataclasses.fields(getattr(du, cls))}, f"{where}: {cls}({field}=...)"
+    assert len(names) >= 30 and len(fields) >= 4, (len(names), len(fields))
