@@ -2,7 +2,8 @@
 
     python benchmarks/sample_throughput.py [--batch 1000] [--bf16]
 
-Measures network evaluations per second in eval mode (the cost of one sampler step per image),
+Measures network evaluations per second in eval mode (the cost of one sampler step per image) — for ours also
+the shipped model exactly as `load_pretrained` gives it, i.e. what `sample` runs —
 and end-to-end DDIM sampling (50 steps) of a batch with each library's own sampler:
 `ddpm_utils.ddim_sample` and diffusers' `DDIMScheduler` loop. 1000-step DDPM time is 20x the
 50-step figure (same network cost per step). Outputs are checked to be finite.
@@ -74,10 +75,17 @@ def main():
     args = parser.parse_args()
     torch.manual_seed(0)
     ours, theirs = ours_digits(dropout=0.0).eval(), diffusers_digits().eval()
+    shipped, _ = du.load_pretrained("digits")  # measure the layout that `sample` and the notebooks run
+    layout = [m.down[0][0].conv1.weight.is_contiguous(memory_format=torch.channels_last) for m in (ours, shipped)]
+    assert layout[0] == layout[1], f"benchmarked channels-last {layout[0]}, loaded models {layout[1]}"
     x = torch.randn(args.batch, 1, 8, 8)
     t = torch.randint(0, 1000, (args.batch,))
     bf16 = torch.bfloat16
-    nets = {"diffusers UNet2DModel": (theirs, torch.float32), "ddpm_utils UNet": (ours, torch.float32)}
+    nets = {
+        "diffusers UNet2DModel": (theirs, torch.float32),
+        "ddpm_utils UNet": (ours, torch.float32),
+        "ddpm_utils, shipped as loaded": (shipped, torch.float32),  # what `sample digits` runs
+    }
     if args.bf16:
         nets["diffusers UNet2DModel, bf16"] = (copy.deepcopy(theirs).to(bf16), bf16)
         nets["ddpm_utils UNet, bf16"] = (du.LowPrecision(ours), torch.float32)  # casts x itself

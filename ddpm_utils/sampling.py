@@ -126,7 +126,7 @@ class LowPrecision(torch.nn.Module):
     x_t's dtype, so the sampler's own arithmetic — the update of x_t, the noise it adds, x̂_0 — stays in
     float32: only the network, where nearly all the time goes, is rounded. bfloat16 keeps float32's
     range with 8 significant bits, so ε̂ carries a relative error of about 0.5-1% (tests/test_sampling.py
-    measures it against float64 on the shipped model: 6e-3, float32's 2e-7). Rounding x_t as well would
+    measures it against float64 on the shipped model: 6e-3, float32's 3e-7). Rounding x_t as well would
     lose the small late updates of a 1,000-step sampler (notebook 06 §8 shows it).
     Worth it where the hardware computes in bfloat16: on the project's CPU (AVX-512 BF16) the digits UNet
     evaluates 1.6-1.9x as fast (benchmarks/sample_throughput.py --bf16); GPUs compute in it natively (not
