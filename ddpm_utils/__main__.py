@@ -25,11 +25,25 @@ DEFAULT_STEPS = 3000
 NETS = {"digits": DIGITS, "ddpm-cifar10": DDPM_CIFAR10}  # --net: the course's 0.70M network, the paper's 35.7M
 
 
-def _dataset(name: str, split: str, root: str):
-    """`data.load_dataset` with --data-root for the data sets read from files (the digits are embedded)."""
+def _dataset(name: str, split: str, root: str, download: bool = False):
+    """`data.load_dataset` with --data-root (and --download) for the data sets read from files; the digits are
+    embedded, so --download with them is refused rather than ignored."""
     from .data import load_dataset
 
-    return load_dataset(name, split, **({} if name == "digits" else {"root": root}))
+    if name == "digits":
+        if download:
+            raise ValueError("--download fetches mnist, fashion_mnist or cifar10; the digits are embedded")
+        return load_dataset(name, split)
+    return load_dataset(name, split, root=root, download=download)
+
+
+def _add_download(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch the data set's files into --data-root first if they are missing (internet, and torchvision: "
+        "pip install 'ddpm-from-scratch[datasets]')",
+    )
 
 
 def _unet_config(args, channels: int) -> UNetConfig:
@@ -65,7 +79,7 @@ def cmd_train(args) -> int:
         )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
-    data = _dataset(args.dataset, "train", args.data_root)
+    data = _dataset(args.dataset, "train", args.data_root, args.download)
     if args.resume:
         more = {"bf16": True} if args.bf16 else {}  # otherwise the checkpoint's own setting holds
         trainer = Trainer.resume(
@@ -206,7 +220,7 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
             guide = _guide_network(guide_path, schedule, prediction, shape[1]).to(args.device)
         else:
             data_name = data_name or "digits"
-            data = _dataset(data_name, "train", args.data_root)
+            data = _dataset(data_name, "train", args.data_root, args.download)
             if data.shape[1:] != tuple(shape[1:]):
                 raise ValueError(
                     f"--guidance-data {data_name} has images of shape {tuple(data.shape[1:])} "
@@ -227,6 +241,11 @@ def _sample(model, schedule, shape, args, prediction: str = "eps"):
 def cmd_sample(args) -> int:
     from .plotting import save_grid
 
+    if args.download and (args.guidance == 1 or args.guidance_data in (None, "digits")):
+        raise ValueError(
+            "--download fetches the files of --guidance-data (mnist, fashion_mnist, cifar10) for --guidance; "
+            "nothing here needs them"
+        )
     model, schedule, state = _load(args.checkpoint)
     model = model.to(args.device)
     cfg = state["model_config"]
@@ -274,6 +293,10 @@ def cmd_evaluate(args) -> int:
     if state["model_config"].get("kind", "unet") != "unet":
         raise ValueError(f"evaluate scores image models; {args.checkpoint} holds a 2-D (MLP) model")
     dataset = args.dataset or ("digits" if trained_on == [1, 8, 8] else None)
+    if args.download and dataset == "digits":
+        raise ValueError(
+            "--download fetches the files of --dataset (mnist, fashion_mnist, cifar10); the digits are embedded"
+        )
     if dataset is None or (dataset == "digits" and trained_on != [1, 8, 8]):
         raise ValueError(
             f"{args.checkpoint} was trained on examples of shape {tuple(trained_on)}, not the 8x8 digits: name its "
@@ -296,7 +319,7 @@ def cmd_evaluate(args) -> int:
             raise ValueError(
                 f"{flags}: options of sampling, but for {dataset} evaluate draws no samples (the bound only)"
             )
-        test = _dataset(dataset, "test", args.data_root)
+        test = _dataset(dataset, "test", args.data_root, args.download)
         if list(test.shape[1:]) != trained_on:
             raise ValueError(
                 f"{dataset} has examples of shape {tuple(test.shape[1:])}, the checkpoint {tuple(trained_on)}"
@@ -388,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--data-root", default="data", help="folder holding MNIST's or CIFAR-10's files (default %(default)s)"
     )
+    _add_download(t)
     t.add_argument(
         "--out",
         default="runs/digits.pt",
@@ -556,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="the training data the Gaussian is fitted to (with --guidance; default digits)",
             )
             s.add_argument("--data-root", default="data", help="folder of --guidance-data's files (not digits)")
+            _add_download(s)
             s.add_argument("--out", default="samples/digits")
             s.add_argument(
                 "--size", type=_at_least(int, 1), default=None, help="image size (default: the training images')"
@@ -572,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "evaluate gives the bound (--bpd) on the first --n test images",
             )
             s.add_argument("--data-root", default="data", help="folder of --dataset's files (not digits)")
+            _add_download(s)
             s.add_argument(
                 "--repeats",
                 type=int,
@@ -590,7 +616,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (FileNotFoundError, ImportError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

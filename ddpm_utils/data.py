@@ -180,8 +180,8 @@ def load_mnist(name: str = "mnist", split: str = "train", root: str = "data", do
     if not found():
         raise RuntimeError(
             f"{name}'s {split} images ({MNIST_FILES[split]}, gzipped or not) are not in {str(raw)!r}. Copy the "
-            "dataset's raw files there, pass download=True with internet, or use the embedded default "
-            "ddpm_utils.load_digits(), which needs no download."
+            "dataset's raw files there, pass download=True (--download on the command line) with internet, or use "
+            "the embedded default ddpm_utils.load_digits(), which needs no download."
         )
     images = _read_idx_images(found()[0])
     return to_model_range(torch.from_numpy(images.copy()).float()[:, None], 255.0)
@@ -239,8 +239,8 @@ def load_cifar10(split: str = "train", root: str = "data", download: bool = Fals
     if missing:
         raise RuntimeError(
             f"CIFAR-10's {split} files {missing} are not in {str(folder)!r}. Unpack the official python version "
-            f"(cifar-10-python.tar.gz) under {root!r}, pass download=True with internet, or use the embedded "
-            "default ddpm_utils.load_digits(), which needs no download."
+            f"(cifar-10-python.tar.gz) under {root!r}, pass download=True (--download on the command line) with "
+            "internet, or use the embedded default ddpm_utils.load_digits(), which needs no download."
         )
     images = np.concatenate([_read_cifar10_batch(folder / name) for name in CIFAR10_FILES[split]])
     return to_model_range(torch.from_numpy(images).float(), 255.0)

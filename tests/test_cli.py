@@ -3,6 +3,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -397,7 +398,6 @@ def _documented_commands():
     fragments in backticks ('`sample --bf16`'), from the READMEs, the Makefile and the notebooks' text."""
     import re
     import shlex
-    from pathlib import Path
 
     import nbformat
 
@@ -436,3 +436,43 @@ def test_every_documented_command_line_parses():
             unknown = [a for a in argv[1:] if a.startswith("--") and a not in known]
             assert not unknown, f"{where}: `{' '.join(argv)}` names {unknown}, which {argv[0]} does not have"
     assert seen["whole"] >= 25 and seen["fragment"] >= 20, seen  # the search itself still finds them
+
+
+def test_download_flag_fetches_through_torchvision_and_is_refused_where_nothing_is_fetched(
+    tmp_path, capsys, monkeypatch
+):
+    """The loaders' errors told command-line users to 'pass download=True', which only Python could: `--download`
+    now does it (a stand-in torchvision here, which writes MNIST's raw files as the real one would); without
+    torchvision it is a one-line error, not a traceback; with the embedded digits it is refused, not ignored."""
+    import types
+
+    import numpy as np
+    from test_data import write_idx_images
+
+    calls = []
+
+    def fetch(root, train, download):
+        calls.append((root, train, download))
+        images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+        write_idx_images(Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte", images)
+
+    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "4"]
+    argv = ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--steps", "1", *tiny]
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # not installed
+    assert main([*argv, "--out", str(tmp_path / "a.pt"), "--download"]) == 2
+    assert "downloading MNIST needs torchvision" in capsys.readouterr().err
+    fake = types.SimpleNamespace(datasets=types.SimpleNamespace(MNIST=fetch))
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    assert main([*argv, "--out", str(tmp_path / "b.pt")]) == 2  # no files and no --download: the loader's advice
+    assert "--download on the command line" in capsys.readouterr().err and calls == []
+    assert main([*argv, "--out", str(tmp_path / "c.pt"), "--download"]) == 0
+    assert calls == [(str(tmp_path / "files"), True, True)]
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["data_shape"] == [1, 28, 28]
+    capsys.readouterr()
+    for refused in (
+        ["train", "--steps", "1", "--out", str(tmp_path / "d.pt"), "--download"],
+        ["sample", "digits", "--n", "2", "--out", str(tmp_path / "s"), "--download"],
+        ["evaluate", "digits", "--n", "2", "--download"],
+    ):
+        assert main(refused) == 2
+        assert "--download fetches" in capsys.readouterr().err
