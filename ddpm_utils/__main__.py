@@ -79,7 +79,11 @@ def cmd_train(args) -> int:
         )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
-    data = _dataset(args.dataset, "train", args.data_root, args.download)
+    if args.download and torch.distributed.is_initialized():  # under torchrun: one download per machine, then all read
+        if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+            _dataset(args.dataset, "train", args.data_root, download=True)
+        torch.distributed.barrier()
+    data = _dataset(args.dataset, "train", args.data_root, args.download and not torch.distributed.is_initialized())
     if args.resume:
         more = {"bf16": True} if args.bf16 else {}  # otherwise the checkpoint's own setting holds
         trainer = Trainer.resume(

@@ -111,3 +111,36 @@ def test_documented_torchrun_command_equals_one_process(tmp_path):
     grids = {p.name for p in tmp_path.glob("*.png")}
     assert grids == {f"{run}_step{k:06d}.png" for run in ("ddp", "one") for k in (2, 4)}
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".pt") == ["ddp.pt", "one.pt"]
+
+
+def test_download_under_torchrun_happens_once_per_machine(tmp_path):
+    """`train --download` on 2 processes: local rank 0 fetches while the other waits at a barrier, then both read
+    the files (two processes downloading into one folder at once could leave it half-written). torchvision is a
+    stand-in package here (no internet): its MNIST writes the raw file and logs each call."""
+    fakes = tmp_path / "fakes" / "torchvision"
+    fakes.mkdir(parents=True)
+    (fakes / "__init__.py").write_text("from . import datasets\n")
+    (fakes / "datasets.py").write_text(
+        "import gzip, os, struct, time\n"
+        "from pathlib import Path\n"
+        "def MNIST(root, train, download):\n"
+        "    with open(os.environ['FAKE_TORCHVISION_LOG'], 'a') as log:\n"
+        "        log.write(f'{os.getpid()} {train} {download}\\n')\n"
+        "    time.sleep(3)  # a download takes a while: long enough for a second process to start its own\n"
+        "    raw = Path(root) / 'MNIST' / 'raw'\n"
+        "    raw.mkdir(parents=True, exist_ok=True)\n"
+        "    pixels = bytes(range(256)) * 49  # 16 images of 28x28\n"
+        "    data = struct.pack('>IIII', 2051, 16, 28, 28) + pixels\n"
+        "    (raw / 'train-images-idx3-ubyte.gz').write_bytes(gzip.compress(data))\n"
+    )
+    log = tmp_path / "calls.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fakes.parent), os.environ.get("PYTHONPATH", "")])}
+    env["FAKE_TORCHVISION_LOG"] = str(log)
+    args = ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--download", "--steps", "1"]
+    args += ["--batch-size", "4", "--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ddpm_utils"]
+    run = subprocess.run(launch + args + ["--out", str(tmp_path / "m.pt")], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    calls = log.read_text().splitlines()
+    assert len(calls) == 1 and calls[0].endswith("True True"), calls  # one process fetched, the train split
+    assert load_checkpoint(tmp_path / "m.pt")["data_shape"] == [1, 28, 28]
