@@ -41,7 +41,7 @@ __all__ = [
     "digits_classifier",
     "export_digits_classifier",
     "frechet_distance",
-    "digit_features",
+    "digits_features",
     "class_mix",
     "gaussian_fit_samples",
     "reference_scores",
@@ -156,9 +156,9 @@ def _features(x: torch.Tensor) -> torch.Tensor:
         return digits_classifier().features(x.detach().cpu().float().clamp(-1, 1)).double()
 
 
-def digit_features(images: torch.Tensor) -> torch.Tensor:
+def digits_features(images: torch.Tensor) -> torch.Tensor:
     """(N, 64) float64: the shipped classifier's features of digits (N, 1, 8, 8) in [-1, 1], on any device —
-    what FD_digits compares. `frechet_distance(digit_features(a), digit_features(b))` scores any two sets, e.g.
+    what FD_digits compares. `frechet_distance(digits_features(a), digits_features(b))` scores any two sets, e.g.
     samples against the training digits (to choose a setting without looking at the test split)."""
     _check_samples(images)
     return _features(images)

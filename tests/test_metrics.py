@@ -7,7 +7,7 @@ from ddpm_utils import metrics
 from ddpm_utils.data import load_digits
 from ddpm_utils.metrics import (
     class_mix,
-    digit_features,
+    digits_features,
     digits_classifier,
     evaluate_samples,
     frechet_distance,
@@ -199,19 +199,19 @@ def test_corrupt_shipped_classifier_is_a_clear_error(tmp_path, monkeypatch):
         digits_classifier.cache_clear()
 
 
-def test_digit_features_are_what_fd_digits_compares():
+def test_digits_features_are_what_fd_digits_compares():
     """The public features give evaluate_samples' FD (against the test digits) when passed to frechet_distance,
     are the classifier's own penultimate layer, and refuse what the metrics refuse."""
     train, test = load_digits("train"), load_digits("test")
     g = torch.Generator().manual_seed(0)
     x = train[torch.randperm(len(train), generator=g)[:300]]
-    feats = digit_features(x)
+    feats = digits_features(x)
     assert feats.shape == (300, 64) and feats.dtype == torch.float64
     with torch.no_grad():
         torch.testing.assert_close(feats, digits_classifier().features(x).double())
-    assert frechet_distance(feats, digit_features(test)) == pytest.approx(evaluate_samples(x)["fd"], rel=1e-9)
-    assert frechet_distance(feats, digit_features(train)) < frechet_distance(feats, digit_features(-x))
+    assert frechet_distance(feats, digits_features(test)) == pytest.approx(evaluate_samples(x)["fd"], rel=1e-9)
+    assert frechet_distance(feats, digits_features(train)) < frechet_distance(feats, digits_features(-x))
     with pytest.raises(ValueError, match=r"\(B, 1, 8, 8\)"):
-        digit_features(-torch.ones(3, 64))
+        digits_features(-torch.ones(3, 64))
     with pytest.raises(ValueError, match="1 of 2 samples contain NaN"):
-        digit_features(torch.tensor([0.0, float("nan")]).reshape(2, 1, 1, 1).expand(2, 1, 8, 8))
+        digits_features(torch.tensor([0.0, float("nan")]).reshape(2, 1, 1, 1).expand(2, 1, 8, 8))
