@@ -7,8 +7,8 @@ from ddpm_utils import metrics
 from ddpm_utils.data import load_digits
 from ddpm_utils.metrics import (
     class_mix,
-    digits_features,
     digits_classifier,
+    digits_features,
     evaluate_samples,
     frechet_distance,
     gaussian_fit_samples,
