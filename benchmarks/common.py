@@ -50,7 +50,19 @@ def record(name: str, payload: dict, results: Path | None = None) -> None:
     results = RESULTS if results is None else results  # read at the call: tests point RESULTS elsewhere
     results.mkdir(parents=True, exist_ok=True)
     with open(results / f"{name}.jsonl", "a") as f:
-        f.write(json.dumps({**machine(), **payload}) + "\n")
+        f.write(json.dumps(_json_numbers({**machine(), **payload}), allow_nan=False) + "\n")
+
+
+def _json_numbers(value):
+    """`value` with every NaN or infinity (an undefined score, say) as None: JSON has no such numbers, and Python's
+    json would write them as bare NaN, which strict readers refuse."""
+    if isinstance(value, dict):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_numbers(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def floor_text(ref: dict) -> str:

@@ -361,3 +361,17 @@ def test_onednn_kernels_script_runs_in_miniature(tmp_path, monkeypatch, capsys):
     (line,) = (tmp_path / "onednn_kernels.jsonl").read_text().splitlines()
     contenders = json.loads(line)["contenders"]
     assert contenders["ddpm_utils bf16, contiguous"]["kernels"]["convolution backward_weights"]["calls"] == 33
+
+
+def test_recorded_lines_are_strict_json(tmp_path, monkeypatch):
+    """A benchmark's JSON line holds None where a score is undefined (NaN), not Python's bare NaN, so any JSON reader
+    can read the results; finite numbers and nesting are kept."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from common import record
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    record("check", {"fd": 12.5, "cells": {"a": [1.0, math.nan], "b": (math.inf, 2)}}, tmp_path)
+    line = json.loads((tmp_path / "check.jsonl").read_text(), parse_constant=refuse)
+    assert line["fd"] == 12.5 and line["cells"] == {"a": [1.0, None], "b": [None, 2]} and "date" in line
