@@ -64,6 +64,8 @@ def describe_load_error(exc: Exception) -> str:
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Read a checkpoint with weights_only=True, with clear errors for missing or corrupt files."""
     path = Path(path)
+    if path.is_dir():  # e.g. runs/ instead of runs/digits.pt
+        raise FileNotFoundError(f"checkpoint {str(path)!r} is a folder; give the checkpoint file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:

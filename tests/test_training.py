@@ -267,6 +267,8 @@ def test_checkpoint_written_atomically(tmp_path, monkeypatch):
 def test_bad_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="is a folder; give the checkpoint file inside it"):
+        load_checkpoint(tmp_path)  # `runs/` for `runs/digits.pt`: it exists, so "does not exist" would mislead
     trainer = Trainer(UNet(TINY), _images(), TrainConfig(max_steps=1, batch_size=8))
     good = tmp_path / "good.pt"
     trainer.save(good)
