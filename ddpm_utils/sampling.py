@@ -171,6 +171,8 @@ def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
         if not isinstance(x_T, torch.Tensor) or not x_T.is_floating_point():
             raise TypeError("x_T must be a floating-point tensor")
         _refuse_non_finite(x_T, "x_T")
+        if shape is not None and tuple(shape) != tuple(x_T.shape):  # which one was meant? say so, not pick one
+            raise ValueError(f"shape {tuple(shape)} and x_T's shape {tuple(x_T.shape)} differ: give one of them")
         return x_T.clone()
     if shape is None:
         raise ValueError("give either shape or x_T")

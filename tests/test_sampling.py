@@ -129,6 +129,11 @@ def test_timesteps_and_callbacks():
     assert calls == ddim_timesteps(100, 10).flip(0).tolist()
     with pytest.raises(ValueError, match="shape or x_T"):
         ddpm_sample(lambda x, t: x, s)
+    start = torch.zeros(3, 2)
+    for sample in (ddpm_sample, ddim_sample, dpm_solver_sample):  # both given and different: refused, not x_T taken
+        with pytest.raises(ValueError, match=r"shape \(2, 2\) and x_T's shape \(3, 2\) differ"):
+            sample(lambda x, t: torch.zeros_like(x), s, (2, 2), x_T=start)
+    assert ddim_sample(lambda x, t: torch.zeros_like(x), s, (3, 2), 5, x_T=start).shape == (3, 2)  # agreeing: fine
     for eta in (-1, 1.5, float("nan")):  # nan slipped through `eta < 0` and gave NaN samples
         with pytest.raises(ValueError, match="eta must lie in"):
             ddim_sample(lambda x, t: x, s, (2, 2), eta=eta)
