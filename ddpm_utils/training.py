@@ -363,6 +363,10 @@ class Trainer:
         for name, every in (("callback_every", callback_every), ("checkpoint_every", checkpoint_every)):
             if every is not None and every < 0:  # `step % -1 == 0` would fire at every step
                 raise ValueError(f"{name} must be >= 0 (0 or None: never), got {every}")
+        if callback is not None and not callback_every:  # given a callback, "never" is a forgotten argument
+            raise ValueError(
+                f"a callback needs callback_every >= 1 (steps between calls); with {callback_every} it never runs"
+            )
         if max_steps is not None and not 0 <= max_steps <= cfg.max_steps:  # was capped at cfg.max_steps silently
             raise ValueError(
                 f"max_steps={max_steps} lies outside [0, config.max_steps={cfg.max_steps}], the length the "

@@ -374,6 +374,9 @@ def test_train_refuses_a_time_limit_or_interval_that_would_misfire(tmp_path):
         trainer.train(checkpoint_path=tmp_path / "c.pt", checkpoint_every=-1, progress=False)
     with pytest.raises(ValueError, match="callback_every"):
         trainer.train(callback=print, callback_every=-5, progress=False)
+    for never in (None, 0):  # a callback that would never run: a forgotten callback_every, said so
+        with pytest.raises(ValueError, match=f"a callback needs callback_every >= 1.*with {never} it never runs"):
+            trainer.train(callback=print, callback_every=never, progress=False)
     with pytest.raises(ValueError, match=r"max_steps=4 lies outside \[0, config.max_steps=3\]"):
         trainer.train(max_steps=4, progress=False)  # was: 3 steps, without a word
     assert trainer.step == 0 and not (tmp_path / "c.pt").exists()
