@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -77,6 +78,13 @@ def cmd_train(args) -> int:
             f"{out} already exists; continue that run with --resume {out}, replace it with --overwrite, "
             "or write to another --out"
         )
+    try:  # now, not after minutes of training: the folder must exist (or be made) and take a file
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError as exc:
+        blocking = next((p for p in out.parents if p.exists()), None)
+        why = f"{str(blocking)!r} is a file, not a folder" if blocking and not blocking.is_dir() else exc.strerror
+        raise ValueError(f"cannot write the checkpoint {str(out)!r}: {why or exc}") from exc
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
     if args.download and torch.distributed.is_initialized():  # under torchrun: one download per machine, then all read

@@ -391,6 +391,10 @@ def test_train_keeps_an_existing_checkpoint_unless_resumed_or_overwritten(tmp_pa
     assert torch.load(ck, weights_only=True)["step"] == 5  # continued: 3 steps, then 2 more
     assert main(["train", "--out", str(ck), "--steps", "2", "--overwrite", *tiny]) == 0
     assert torch.load(ck, weights_only=True)["step"] == 2  # a new run in its place
+    # a place no checkpoint can go is refused before training, not after it (a file where the folder should be)
+    capsys.readouterr()
+    assert main(["train", "--out", str(ck / "run.pt"), "--steps", "2", *tiny]) == 2
+    assert f"cannot write the checkpoint {str(ck / 'run.pt')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
 
 
 def _documented_commands():
