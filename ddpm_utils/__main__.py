@@ -38,6 +38,17 @@ def _dataset(name: str, split: str, root: str, download: bool = False):
     return load_dataset(name, split, root=root, download=download)
 
 
+def _check_writable(path: Path, what: str) -> None:
+    """Now, not after minutes of training or sampling: `path`'s folder must exist (or be made) and take a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as exc:
+        blocking = next((p for p in path.parents if p.exists()), None)
+        why = f"{str(blocking)!r} is a file, not a folder" if blocking and not blocking.is_dir() else exc.strerror
+        raise ValueError(f"cannot write {what} {str(path)!r}: {why or exc}") from exc
+
+
 def _add_download(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--download",
@@ -78,13 +89,7 @@ def cmd_train(args) -> int:
             f"{out} already exists; continue that run with --resume {out}, replace it with --overwrite, "
             "or write to another --out"
         )
-    try:  # now, not after minutes of training: the folder must exist (or be made) and take a file
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out.parent).close()
-    except OSError as exc:
-        blocking = next((p for p in out.parents if p.exists()), None)
-        why = f"{str(blocking)!r} is a file, not a folder" if blocking and not blocking.is_dir() else exc.strerror
-        raise ValueError(f"cannot write the checkpoint {str(out)!r}: {why or exc}") from exc
+    _check_writable(out, "the checkpoint")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
     if args.download and torch.distributed.is_initialized():  # under torchrun: one download per machine, then all read
@@ -258,6 +263,8 @@ def cmd_sample(args) -> int:
             "--download fetches the files of --guidance-data (mnist, fashion_mnist, cifar10) for --guidance; "
             "nothing here needs them"
         )
+    out = Path(args.out)
+    _check_writable(out, "the samples")
     model, schedule, state = _load(args.checkpoint)
     model = model.to(args.device)
     cfg = state["model_config"]
@@ -273,8 +280,6 @@ def cmd_sample(args) -> int:
             f"{broken} of {len(x)} samples contain NaN or infinite values, so nothing was written: the network "
             f"in {args.checkpoint} produces them (a diverged run?) or the sampler amplified its error (see its warning)"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(x, out.with_suffix(".png"), nrow=int(args.n**0.5) or 1)
     torch.save(x, out.with_suffix(".pt"))
     print(f"wrote {out.with_suffix('.png')} and {out.with_suffix('.pt')} ({args.n} samples, {args.sampler})")

@@ -395,6 +395,8 @@ def test_train_keeps_an_existing_checkpoint_unless_resumed_or_overwritten(tmp_pa
     capsys.readouterr()
     assert main(["train", "--out", str(ck / "run.pt"), "--steps", "2", *tiny]) == 2
     assert f"cannot write the checkpoint {str(ck / 'run.pt')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
+    assert main(["sample", str(ck), "--n", "2", "--steps", "2", "--out", str(ck / "grid")]) == 2  # likewise samples
+    assert f"cannot write the samples {str(ck / 'grid')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
 
 
 def _documented_commands():
