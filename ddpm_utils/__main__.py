@@ -7,12 +7,12 @@ import dataclasses
 import json
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ._checks import non_finite_rows
+from .checkpoint import check_writable
 from .data import DATASETS
 from .optim import OPTIMIZERS
 from .sampling import SAMPLERS
@@ -36,17 +36,6 @@ def _dataset(name: str, split: str, root: str, download: bool = False):
             raise ValueError("--download fetches mnist, fashion_mnist or cifar10; the digits are embedded")
         return load_dataset(name, split)
     return load_dataset(name, split, root=root, download=download)
-
-
-def _check_writable(path: Path, what: str) -> None:
-    """Now, not after minutes of training or sampling: `path`'s folder must exist (or be made) and take a file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path.parent).close()
-    except OSError as exc:
-        blocking = next((p for p in path.parents if p.exists()), None)
-        why = f"{str(blocking)!r} is a file, not a folder" if blocking and not blocking.is_dir() else exc.strerror
-        raise ValueError(f"cannot write {what} {str(path)!r}: {why or exc}") from exc
 
 
 def _add_download(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +78,7 @@ def cmd_train(args) -> int:
             f"{out} already exists; continue that run with --resume {out}, replace it with --overwrite, "
             "or write to another --out"
         )
-    _check_writable(out, "the checkpoint")
+    check_writable(out, "the checkpoint")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
     if args.download and torch.distributed.is_initialized():  # under torchrun: one download per machine, then all read
@@ -264,7 +253,7 @@ def cmd_sample(args) -> int:
             "nothing here needs them"
         )
     out = Path(args.out)
-    _check_writable(out, "the samples")
+    check_writable(out, "the samples")
     model, schedule, state = _load(args.checkpoint)
     model = model.to(args.device)
     cfg = state["model_config"]

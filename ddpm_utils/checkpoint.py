@@ -18,7 +18,7 @@ import torch
 from .schedules import Schedule
 from .unet import MLPDenoiser, UNet, UNetConfig
 
-__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "build_model"]
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "model_from_checkpoint", "build_model", "check_writable"]
 
 FORMAT = "ddpm-from-scratch/1"
 REQUIRED = ("format", "step", "model_config", "schedule", "model")
@@ -49,6 +49,19 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def check_writable(path: str | os.PathLike, what: str = "the checkpoint") -> Path:
+    """Refuse now, not after minutes of training or sampling, a `path` whose folder cannot be made or take a file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as exc:
+        blocking = next((p for p in path.parents if p.exists()), None)
+        why = f"{str(blocking)!r} is a file, not a folder" if blocking and not blocking.is_dir() else exc.strerror
+        raise ValueError(f"cannot write {what} {str(path)!r}: {why or exc}") from exc
     return path
 
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from ._checks import share_beyond
 from .analytic import empirical_x0_mean
-from .checkpoint import load_checkpoint, model_config_dict, save_checkpoint
+from .checkpoint import check_writable, load_checkpoint, model_config_dict, save_checkpoint
 from .elbo import loss_simple
 from .forward import eps_from_x0, q_sample
 from .optim import OPTIMIZERS, MuonAdamW, muon_parameter_groups
@@ -373,6 +373,8 @@ class Trainer:
                 "learning-rate schedule runs over: to train longer, set TrainConfig(max_steps=...) "
                 "(Trainer.resume(..., max_steps=...) extends a saved run)"
             )
+        if checkpoint_path is not None and self.rank == 0:  # before the training whose result it would hold
+            check_writable(checkpoint_path)
         stop_at = cfg.max_steps if max_steps is None else max_steps
         max_minutes = max_minutes if max_minutes is not None else cfg.max_minutes
         start, first = time.perf_counter(), self.step

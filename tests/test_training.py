@@ -374,6 +374,10 @@ def test_train_refuses_a_time_limit_or_interval_that_would_misfire(tmp_path):
         trainer.train(checkpoint_path=tmp_path / "c.pt", checkpoint_every=-1, progress=False)
     with pytest.raises(ValueError, match="callback_every"):
         trainer.train(callback=print, callback_every=-5, progress=False)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")  # where the checkpoint's folder should be: refused before training, not after it
+    with pytest.raises(ValueError, match=f"cannot write the checkpoint .*{blocked.name}/c.pt.*is a file, not a folder"):
+        trainer.train(checkpoint_path=blocked / "c.pt", progress=False)
     for never in (None, 0):  # a callback that would never run: a forgotten callback_every, said so
         with pytest.raises(ValueError, match=f"a callback needs callback_every >= 1.*with {never} it never runs"):
             trainer.train(callback=print, callback_every=never, progress=False)
