@@ -374,14 +374,14 @@ def cmd_evaluate(args) -> int:
 
 
 def _print_report(report: dict) -> None:
-    """The report as JSON, numbers to 4 decimals; NaN (undefined, e.g. a spread of one score) as null, which
-    every JSON reader accepts (Python's json writes NaN, which is not JSON)."""
+    """The report as JSON, numbers to 4 decimals; NaN (undefined, e.g. a spread of one score) or infinity as null,
+    which every JSON reader accepts (Python's json writes NaN, which is not JSON)."""
 
     def plain(v):
         if isinstance(v, list):
             return [plain(x) for x in v]
         if isinstance(v, float):
-            return None if math.isnan(v) else round(v, 4)
+            return round(v, 4) if math.isfinite(v) else None
         return v
 
     print(json.dumps({k: plain(v) for k, v in report.items()}, indent=1, allow_nan=False))
