@@ -178,7 +178,7 @@ def bits_per_dim(nats: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
 
     `nats` is (B,), one value per example of x0 (B, ...), or a single number (0-d) for any of them."""
     nats = torch.as_tensor(nats)
-    if x0.dim() < 2 or (nats.dim() > 0 and tuple(nats.shape) != (len(x0),)):
+    if x0.dim() < 1 or (nats.dim() > 0 and tuple(nats.shape) != (len(x0),)):
         raise ValueError(
             f"nats must hold one value per example of x0 (B, ...) or be a single number; got nats of shape "
             f"{tuple(nats.shape)} for x0 of shape {tuple(x0.shape)}"

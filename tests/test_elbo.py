@@ -149,7 +149,8 @@ def test_decoder_nll_and_bits_per_dim():
     bpd = bits_per_dim(torch.full((3,), 17 * math.log(17)), x0)
     torch.testing.assert_close(bpd, torch.full((3,), math.log2(17)))
     assert bits_per_dim(torch.tensor(17 * math.log(17)), x0).item() == pytest.approx(math.log2(17))  # one number
-    for nats, x in ((torch.zeros(4), x0), (torch.zeros(3, 1), x0), (torch.zeros(3), x0[0])):  # one value per example
+    assert bits_per_dim(torch.ones(17), x0[0]).tolist() == pytest.approx([1 / math.log(2)] * 17)  # scalar examples
+    for nats, x in ((torch.zeros(4), x0), (torch.zeros(3, 1), x0), (torch.zeros(3), x0[0, 0])):  # one per example
         with pytest.raises(ValueError, match="one value per example of x0"):
             bits_per_dim(nats, x)
 
