@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ddpm_utils._checks import json_numbers
 from ddpm_utils.data import load_digits
 from ddpm_utils.training import training_losses
 from ddpm_utils.unet import DIGITS, UNet
@@ -50,19 +51,7 @@ def record(name: str, payload: dict, results: Path | None = None) -> None:
     results = RESULTS if results is None else results  # read at the call: tests point RESULTS elsewhere
     results.mkdir(parents=True, exist_ok=True)
     with open(results / f"{name}.jsonl", "a") as f:
-        f.write(json.dumps(_json_numbers({**machine(), **payload}), allow_nan=False) + "\n")
-
-
-def _json_numbers(value):
-    """`value` with every NaN or infinity (an undefined score, say) as None: JSON has no such numbers, and Python's
-    json would write them as bare NaN, which strict readers refuse."""
-    if isinstance(value, dict):
-        return {k: _json_numbers(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_numbers(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        f.write(json.dumps(json_numbers({**machine(), **payload}), allow_nan=False) + "\n")
 
 
 def floor_text(ref: dict) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ._checks import non_finite_rows
+from ._checks import json_numbers, non_finite_rows
 from .checkpoint import check_writable
 from .data import DATASETS
 from .optim import OPTIMIZERS
@@ -374,17 +374,8 @@ def cmd_evaluate(args) -> int:
 
 
 def _print_report(report: dict) -> None:
-    """The report as JSON, numbers to 4 decimals; NaN (undefined, e.g. a spread of one score) or infinity as null,
-    which every JSON reader accepts (Python's json writes NaN, which is not JSON)."""
-
-    def plain(v):
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        if isinstance(v, float):
-            return round(v, 4) if math.isfinite(v) else None
-        return v
-
-    print(json.dumps({k: plain(v) for k, v in report.items()}, indent=1, allow_nan=False))
+    """The report as strict JSON, numbers to 4 decimals, an undefined one (a spread of one score, say) as null."""
+    print(json.dumps(json_numbers(report, 4), indent=1, allow_nan=False))
 
 
 def cmd_export(args) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import non_finite_rows
+from ._checks import check_float_tensor, non_finite_rows
 from .forward import randn
 from .reverse import eps_and_x0_from_output, p_mean_variance
 from .schedules import Schedule, gather
@@ -168,9 +168,7 @@ class LowPrecision(torch.nn.Module):
 
 def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
     if x_T is not None:
-        if not isinstance(x_T, torch.Tensor) or not x_T.is_floating_point():
-            raise TypeError("x_T must be a floating-point tensor")
-        _refuse_non_finite(x_T, "x_T")
+        _check_start(x_T, "x_T")
         if shape is not None and tuple(shape) != tuple(x_T.shape):  # which one was meant? say so, not pick one
             raise ValueError(f"shape {tuple(shape)} and x_T's shape {tuple(x_T.shape)} differ: give one of them")
         return x_T.clone()
@@ -179,9 +177,9 @@ def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:
     return randn(tuple(shape), generator, device, dtype)
 
 
-def _refuse_non_finite(x: torch.Tensor, name: str) -> None:
-    if x.dim() == 0:
-        raise ValueError(f"{name} must have a batch dimension, got a 0-d tensor")
+def _check_start(x, name: str) -> None:
+    """What a sampler starts from (x_T, or ddim_invert's x0): a floating-point batch without NaN or infinity."""
+    check_float_tensor(x, name)  # a batch dimension first
     bad = non_finite_rows(x)
     if bad:
         raise ValueError(f"{name} holds NaN or infinite values in {bad} of its {len(x)} rows")
@@ -428,9 +426,7 @@ def ddim_invert(
 ) -> torch.Tensor:
     """Run deterministic DDIM (η = 0) backwards, x_0 → x_T, approximating ε̂ at each step by its
     value at the lower timestep. [DDIM §4.3 / Eq. 14]  `ddim_sample(x_T=...)` maps the result back."""
-    if not isinstance(x0, torch.Tensor) or not x0.is_floating_point():
-        raise TypeError("x0 must be a floating-point tensor")
-    _refuse_non_finite(x0, "x0")
+    _check_start(x0, "x0")
     xt = x0.clone()
     batch = xt.shape[0]
     taus = ddim_timesteps(schedule.num_steps, num_inference_steps).tolist()

@@ -22,6 +22,9 @@ from ddpm_utils.__main__ import main
 from ddpm_utils.data import load_mnist
 from ddpm_utils.metrics import evaluate_samples
 
+# a small UNet for command-line runs of a few steps
+TINY = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
+
 
 def test_help_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "ddpm_utils", "--help"], capture_output=True, text=True, check=True)
@@ -149,10 +152,9 @@ def test_clear_errors(tmp_path, capsys):
 def test_train_bf16_reaches_the_trainer_and_resumes(tmp_path):
     """`train --bf16` is TrainConfig(bf16=True): float32 weights in the checkpoint, near the float32 run's; a resumed
     run keeps the checkpoint's setting unless --bf16 is given."""
-    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
     low, full = tmp_path / "low.pt", tmp_path / "full.pt"
-    assert main(["train", "--out", str(low), "--steps", "3", "--bf16", *tiny]) == 0
-    assert main(["train", "--out", str(full), "--steps", "3", *tiny]) == 0
+    assert main(["train", "--out", str(low), "--steps", "3", "--bf16", *TINY]) == 0
+    assert main(["train", "--out", str(full), "--steps", "3", *TINY]) == 0
     states = {name: torch.load(ck, weights_only=True) for name, ck in (("low", low), ("full", full))}
     assert states["low"]["train_config"]["bf16"] is True and states["full"]["train_config"]["bf16"] is False
     for k, v in states["low"]["model"].items():
@@ -170,8 +172,7 @@ def test_guidance_and_prediction_reach_the_samplers(tmp_path, capsys):
     """`--guidance w` samples `Guided(network, Gaussian fit of the training digits, w)`, and a network
     trained to predict v is sampled as one (the checkpoint's prediction type, not ε)."""
     ck = tmp_path / "v.pt"
-    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
-    assert main(["train", "--out", str(ck), "--steps", "2", "--prediction", "v", *tiny]) == 0
+    assert main(["train", "--out", str(ck), "--steps", "2", "--prediction", "v", *TINY]) == 0
     model, schedule, _ = model_from_checkpoint(ck)
     guide = GaussianData.fit(load_digits("train")).denoiser(schedule, "v")
     out = tmp_path / "s"
@@ -221,7 +222,6 @@ def test_guide_network(tmp_path, capsys):
     """`--guide CHECKPOINT` samples `Guided(network, that network, w)` (autoguidance); guiding a network by itself
     changes nothing whatever w is; a guide that outputs another quantity, or was trained for another schedule,
     is refused with the reason."""
-    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
     paths = {name: tmp_path / f"{name}.pt" for name in ("net", "bad", "v", "cosine")}
     for name, extra in (
         ("net", ["--steps", "3"]),
@@ -229,7 +229,7 @@ def test_guide_network(tmp_path, capsys):
         ("v", ["--steps", "1", "--prediction", "v"]),
         ("cosine", ["--steps", "1", "--schedule", "cosine"]),
     ):
-        assert main(["train", "--out", str(paths[name]), *extra, *tiny]) == 0
+        assert main(["train", "--out", str(paths[name]), *extra, *TINY]) == 0
     model, schedule, _ = model_from_checkpoint(paths["net"])
     bad, _, _ = model_from_checkpoint(paths["bad"])
     out = tmp_path / "s"
@@ -264,8 +264,7 @@ def test_guide_network(tmp_path, capsys):
 
 def test_zero_init_blocks_flag_reaches_the_checkpoint(tmp_path):
     ck = tmp_path / "plain.pt"
-    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
-    assert main(["train", "--out", str(ck), "--steps", "1", "--no-zero-init-blocks", *tiny]) == 0
+    assert main(["train", "--out", str(ck), "--steps", "1", "--no-zero-init-blocks", *TINY]) == 0
     model, _, state = model_from_checkpoint(ck)
     assert state["model_config"]["zero_init_blocks"] is False and model.config.zero_init_blocks is False
 
@@ -345,8 +344,7 @@ def test_mnist_from_local_files_trains_and_samples_at_28x28(tmp_path):
 
 def test_sample_refuses_to_write_samples_with_nan(tmp_path, capsys):
     ck, out = tmp_path / "tiny.pt", tmp_path / "grid"
-    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
-    assert main(["train", "--out", str(ck), "--steps", "1", *tiny]) == 0
+    assert main(["train", "--out", str(ck), "--steps", "1", *TINY]) == 0
     state = torch.load(ck, weights_only=True)
     for weights in ("model", "ema"):  # a diverged run: one output channel's bias is NaN
         state[weights]["conv_out.bias"].fill_(float("nan"))
@@ -375,43 +373,35 @@ def test_train_keeps_an_existing_checkpoint_unless_resumed_or_overwritten(tmp_pa
     """Running `train` again with the same --out (its default is runs/digits.pt) used to replace the earlier run
     without a word; now it is refused before any training, the file untouched, unless the run continues from it
     (--resume of the same file) or --overwrite says to replace it."""
-    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "8"]
     ck, other = tmp_path / "run.pt", tmp_path / "other.pt"
-    assert main(["train", "--out", str(ck), "--steps", "3", *tiny]) == 0
+    assert main(["train", "--out", str(ck), "--steps", "3", *TINY]) == 0
     before = ck.read_bytes()
     capsys.readouterr()
-    assert main(["train", "--out", str(ck), "--steps", "2", *tiny]) == 2
+    assert main(["train", "--out", str(ck), "--steps", "2", *TINY]) == 2
     err = capsys.readouterr().err
     assert f"{ck} already exists" in err and "--resume" in err and "--overwrite" in err
     assert ck.read_bytes() == before
-    assert main(["train", "--out", str(other), "--steps", "2", *tiny]) == 0
+    assert main(["train", "--out", str(other), "--steps", "2", *TINY]) == 0
     assert main(["train", "--resume", str(other), "--out", str(ck), "--steps", "4", "--quiet"]) == 2  # another file
     assert ck.read_bytes() == before
     assert main(["train", "--resume", str(ck), "--out", str(ck), "--steps", "5", "--quiet"]) == 0
     assert torch.load(ck, weights_only=True)["step"] == 5  # continued: 3 steps, then 2 more
-    assert main(["train", "--out", str(ck), "--steps", "2", "--overwrite", *tiny]) == 0
+    assert main(["train", "--out", str(ck), "--steps", "2", "--overwrite", *TINY]) == 0
     assert torch.load(ck, weights_only=True)["step"] == 2  # a new run in its place
     # a place no checkpoint can go is refused before training, not after it (a file where the folder should be)
     capsys.readouterr()
-    assert main(["train", "--out", str(ck / "run.pt"), "--steps", "2", *tiny]) == 2
+    assert main(["train", "--out", str(ck / "run.pt"), "--steps", "2", *TINY]) == 2
     assert f"cannot write the checkpoint {str(ck / 'run.pt')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
     assert main(["sample", str(ck), "--n", "2", "--steps", "2", "--out", str(ck / "grid")]) == 2  # likewise samples
     assert f"cannot write the samples {str(ck / 'grid')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
 
 
-def _documented_commands():
+def _documented_commands(texts: dict[str, str]):
     """Every command line the course shows: whole ones ('python -m ddpm_utils …', continuation lines joined) and
-    fragments in backticks ('`sample --bf16`'), from the READMEs, the Makefile and the notebooks' text."""
+    fragments in backticks ('`sample --bf16`')."""
     import re
     import shlex
 
-    import nbformat
-
-    root = Path(__file__).resolve().parents[1]
-    texts = {name: (root / name).read_text() for name in ("README.md", "Makefile", "benchmarks/README.md")}
-    for path in sorted((root / "notebooks").glob("*.ipynb")):
-        cells = nbformat.read(path, as_version=4).cells
-        texts[path.name] = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     for name, text in texts.items():
         text = text.replace("\\\n", " ")
         for m in re.finditer(r"python -m ddpm_utils ([^`\n#|]*)", text):
@@ -421,7 +411,7 @@ def _documented_commands():
             yield name, "fragment", m.group(1).replace("[", " ").replace("]", " ").split()
 
 
-def test_every_documented_command_line_parses():
+def test_every_documented_command_line_parses(documented_texts):
     """Documentation drifts from the code silently: each whole command line shown to learners must parse as it
     stands, and each flag named in a fragment must exist in that command (run on the old docs, it found
     `evaluate --repeats 3` without the checkpoint it needs)."""
@@ -430,7 +420,7 @@ def test_every_documented_command_line_parses():
     parser = build_parser()
     (commands,) = (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     seen = {"whole": 0, "fragment": 0}
-    for where, kind, argv in _documented_commands():
+    for where, kind, argv in _documented_commands(documented_texts):
         seen[kind] += 1
         if kind == "whole":
             try:
@@ -462,8 +452,7 @@ def test_download_flag_fetches_through_torchvision_and_is_refused_where_nothing_
         images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
         write_idx_images(Path(root) / "MNIST" / "raw" / "train-images-idx3-ubyte", images)
 
-    tiny = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet", "--batch-size", "4"]
-    argv = ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--steps", "1", *tiny]
+    argv = ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--steps", "1", *TINY]
     monkeypatch.setitem(sys.modules, "torchvision", None)  # not installed
     assert main([*argv, "--out", str(tmp_path / "a.pt"), "--download"]) == 2
     assert "downloading MNIST needs torchvision" in capsys.readouterr().err

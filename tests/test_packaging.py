@@ -67,8 +67,6 @@ def test_an_older_pytorch_is_refused_by_name_and_the_bound_matches_pyproject():
 def test_lowest_requirements_pin_each_floor_of_pyproject():
     """`make test-lowest` installs what tools/lowest_requirements.py prints: every runtime and test requirement
     at the lowest release its '>=' bound allows, markers kept, so the floors are what gets tested."""
-    import sys
-
     import pytest
 
     sys.path.insert(0, str(ROOT / "tools"))
@@ -122,23 +120,17 @@ def test_an_installed_copy_carries_the_shipped_checkpoints(tmp_path):
     assert not (tmp_path / "cache").exists()  # the shipped classifier was used, none trained
 
 
-def test_every_documented_library_name_exists():
+def test_every_documented_library_name_exists(documented_texts):
     """Each `du.…` / `ddpm_utils.…` name in the READMEs and the notebooks' text resolves (functions, classes,
     modules), and each keyword shown in `TrainConfig(…=…)` / `UNetConfig(…=…)` is a field: renaming one fails here,
     not in a learner's notebook."""
     import dataclasses
     import importlib
 
-    import nbformat
-
     import ddpm_utils as du
 
-    texts = {name: (ROOT / name).read_text() for name in ("README.md", "benchmarks/README.md")}
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        cells = nbformat.read(path, as_version=4).cells
-        texts[path.name] = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     names, fields = set(), set()
-    for where, text in texts.items():
+    for where, text in documented_texts.items():
         names |= {(where, m) for m in re.findall(r"\b(?:du|ddpm_utils)((?:\.[A-Za-z_]\w*)+)", text)}
         fields |= {(where, *m) for m in re.findall(r"\b(TrainConfig|UNetConfig)\((\w+)=", text)}
     for where, dotted in names:

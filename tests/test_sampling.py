@@ -539,7 +539,7 @@ def test_samplers_say_when_samples_come_out_nan_and_refuse_a_nan_start(sampler):
     x_T[1, 0] = torch.inf
     with pytest.raises(ValueError, match="x_T holds NaN or infinite values in 1 of its 4 rows"):
         sampler(_BlowsUpOnRow(9), schedule, x_T=x_T)
-    with pytest.raises(ValueError, match="x_T must have a batch dimension"):
+    with pytest.raises(ValueError, match=r"x_T must have rank >= 1 \(batch first\)"):
         sampler(_BlowsUpOnRow(9), schedule, x_T=torch.tensor(0.5))
 
 
@@ -551,5 +551,7 @@ def test_ddim_invert_refuses_nan_images_and_warns_on_a_diverging_network():
     x0[0, 1] = torch.nan
     with pytest.raises(ValueError, match="x0 holds NaN"):
         ddim_invert(_BlowsUpOnRow(9), schedule, x0)
-    with pytest.raises(TypeError, match="x0 must be a floating-point tensor"):
+    with pytest.raises(TypeError, match="x0 must be a torch.Tensor, got list"):
         ddim_invert(_BlowsUpOnRow(9), schedule, [[0.0, 1.0]])
+    with pytest.raises(TypeError, match="x0 must be a floating-point tensor, got dtype torch.int64"):
+        ddim_invert(_BlowsUpOnRow(9), schedule, torch.zeros(2, 2, dtype=torch.long))
