@@ -145,7 +145,13 @@ def _device(name: str) -> str:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise argparse.ArgumentTypeError(f"{name!r} is not a PyTorch device (cpu, cuda, cuda:1, mps, ...)") from exc
+        raise argparse.ArgumentTypeError(f"{name!r} is not a PyTorch device (cpu, cuda, cuda:1, ...)") from exc
+    if device.type not in ("cpu", "cuda"):  # refused by name, not by a failure deep inside a run
+        raise argparse.ArgumentTypeError(
+            f"{name!r}: ddpm_utils runs on cpu or cuda only; schedules, the likelihood bound and guidance compute in "
+            "float64, which Apple's MPS lacks, and no other device has been checked (the course's digits train in "
+            "minutes on a CPU: --device cpu)"
+        )
     try:
         torch.empty(0, device=device)
     except Exception as exc:  # no CUDA build or no GPU raises AssertionError or RuntimeError

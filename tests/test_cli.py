@@ -123,6 +123,10 @@ def test_clear_errors(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([*command, "--device", "gpu"])
         assert "'gpu' is not a PyTorch device" in capsys.readouterr().err
+        for other in ("mps", "meta"):  # real devices this package was not written for: refused before any work
+            with pytest.raises(SystemExit):
+                main([*command, "--device", other])
+            assert f"'{other}': ddpm_utils runs on cpu or cuda only" in capsys.readouterr().err
         if not torch.cuda.is_available():
             with pytest.raises(SystemExit):
                 main([*command, "--device", "cuda"])
