@@ -72,13 +72,13 @@ def cmd_train(args) -> int:
     from .unet import UNet
 
     out = Path(args.out)
+    check_writable(out)  # before any training: minutes or hours of it
     continuing = args.resume is not None and out.resolve() == Path(args.resume).resolve()
-    if out.exists() and not (continuing or args.overwrite):  # before any training: minutes or hours of it
+    if out.exists() and not (continuing or args.overwrite):
         raise ValueError(
             f"{out} already exists; continue that run with --resume {out}, replace it with --overwrite, "
             "or write to another --out"
         )
-    check_writable(out, "the checkpoint")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: one process per device
         args.device = setup_from_env()
     if args.download and torch.distributed.is_initialized():  # under torchrun: one download per machine, then all read
@@ -259,7 +259,7 @@ def cmd_sample(args) -> int:
             "nothing here needs them"
         )
     out = Path(args.out)
-    check_writable(out, "the samples")
+    check_writable(out.with_suffix(".pt"), "the samples")  # --out names both files: OUT.png and OUT.pt
     model, schedule, state = _load(args.checkpoint)
     model = model.to(args.device)
     cfg = state["model_config"]

@@ -55,6 +55,8 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
 def check_writable(path: str | os.PathLike, what: str = "the checkpoint") -> Path:
     """Refuse now, not after minutes of training or sampling, a `path` whose folder cannot be made or take a file."""
     path = Path(path)
+    if path.is_dir():  # e.g. --out runs/: the file would replace a folder, which fails only after the work
+        raise ValueError(f"cannot write {what} {str(path)!r}: it is a folder; name a file inside it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path.parent).close()

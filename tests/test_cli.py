@@ -329,8 +329,8 @@ def test_mnist_from_local_files_trains_and_samples_at_28x28(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (16, 28, 28), dtype=np.uint8)
     write_idx_images(tmp_path / "files" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz", images, gzipped=True)
     ck, out = tmp_path / "mnist.pt", tmp_path / "grid"
-    small = ["--channels", "16", "--groups", "8", "--heads", "2", "--quiet", "--batch-size", "4", "--steps", "1"]
-    assert main(["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--out", str(ck), *small]) == 0
+    argv = ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--out", str(ck), "--steps", "1"]
+    assert main([*argv, *TINY]) == 0
     assert torch.load(ck, weights_only=True)["data_shape"] == [1, 28, 28]
     assert main(["sample", str(ck), "--n", "2", "--steps", "10", "--out", str(out)]) == 0
     assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (2, 1, 28, 28)
@@ -343,7 +343,10 @@ def test_mnist_from_local_files_trains_and_samples_at_28x28(tmp_path):
     expected = ddim_sample(Guided(model, guide, 1.5), schedule, (2, 1, 28, 28), 4, generator=g)
     torch.testing.assert_close(torch.load(out.with_suffix(".pt"), weights_only=True), expected)
     assert main([*guided, "--data-root", str(tmp_path / "elsewhere"), "--out", str(out)]) == 2  # no files there
-    assert main(["train", "--dataset", "fashion_mnist", "--data-root", str(tmp_path / "files"), *small]) == 2  # absent
+    assert (
+        main(["train", "--dataset", "fashion_mnist", "--data-root", str(tmp_path / "files"), *TINY, "--steps", "1"])
+        == 2
+    )  # absent
 
 
 def test_sample_refuses_to_write_samples_with_nan(tmp_path, capsys):
@@ -397,7 +400,14 @@ def test_train_keeps_an_existing_checkpoint_unless_resumed_or_overwritten(tmp_pa
     assert main(["train", "--out", str(ck / "run.pt"), "--steps", "2", *TINY]) == 2
     assert f"cannot write the checkpoint {str(ck / 'run.pt')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
     assert main(["sample", str(ck), "--n", "2", "--steps", "2", "--out", str(ck / "grid")]) == 2  # likewise samples
-    assert f"cannot write the samples {str(ck / 'grid')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
+    assert f"cannot write the samples {str(ck / 'grid.pt')!r}: {str(ck)!r} is a file" in capsys.readouterr().err
+    folder = tmp_path / "runs"  # --out naming a folder: the checkpoint would replace it, which failed after training
+    folder.mkdir()
+    for extra in ([], ["--overwrite"]):
+        assert main(["train", "--out", str(folder), "--steps", "2", *extra, *TINY]) == 2
+        assert f"cannot write the checkpoint {str(folder)!r}: it is a folder" in capsys.readouterr().err
+    assert main(["sample", str(ck), "--n", "2", "--steps", "2", "--out", str(folder)]) == 0  # OUT.png and OUT.pt
+    assert folder.with_suffix(".pt").is_file() and folder.with_suffix(".png").is_file()
 
 
 def _documented_commands(texts: dict[str, str]):

@@ -159,8 +159,9 @@ def test_training_on_a_device_takes_the_cpu_steps_and_resumes_on_the_cpu(device,
 @pytest.mark.filterwarnings("ignore:.*off course:UserWarning")  # the samples of a network trained a few steps
 def test_the_commands_run_on_a_device(device, tmp_path, capsys, exact_float32):
     out = tmp_path / "cli.pt"
-    small = ["--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--batch-size", "8"]
-    args = ["train", "--device", device, "--steps", "2", "--sample-every", "1", "--quiet", "--out", str(out), *small]
+    from test_cli import TINY
+
+    args = ["train", "--device", device, "--steps", "2", "--sample-every", "1", "--out", str(out), *TINY]
     assert main(args) == 0
     grids = sorted(p.name for p in tmp_path.glob("cli_step*.png"))
     assert grids == ["cli_step000001.png", "cli_step000002.png"]

@@ -136,8 +136,10 @@ def test_download_under_torchrun_happens_once_per_machine(tmp_path):
     log = tmp_path / "calls.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fakes.parent), os.environ.get("PYTHONPATH", "")])}
     env["FAKE_TORCHVISION_LOG"] = str(log)
+    from test_cli import TINY as TINY_ARGS
+
     args = ["train", "--dataset", "mnist", "--data-root", str(tmp_path / "files"), "--download", "--steps", "1"]
-    args += ["--batch-size", "4", "--channels", "16", "--groups", "8", "--heads", "2", "--blocks", "1", "--quiet"]
+    args += TINY_ARGS
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ddpm_utils"]
     run = subprocess.run(launch + args + ["--out", str(tmp_path / "m.pt")], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -378,6 +378,8 @@ def test_train_refuses_a_time_limit_or_interval_that_would_misfire(tmp_path):
     blocked.write_text("")  # where the checkpoint's folder should be: refused before training, not after it
     with pytest.raises(ValueError, match=f"cannot write the checkpoint .*{blocked.name}/c.pt.*is a file, not a folder"):
         trainer.train(checkpoint_path=blocked / "c.pt", progress=False)
+    with pytest.raises(ValueError, match="cannot write the checkpoint .* it is a folder"):
+        trainer.train(checkpoint_path=tmp_path, progress=False)  # failed after training, replacing a folder
     for never in (None, 0):  # a callback that would never run: a forgotten callback_every, said so
         with pytest.raises(ValueError, match=f"a callback needs callback_every >= 1.*with {never} it never runs"):
             trainer.train(callback=print, callback_every=never, progress=False)
