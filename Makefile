@@ -4,6 +4,7 @@
 # make lint        ruff (package, tests, notebooks) and the notebook hygiene check
 # make pretrained  retrain ddpm_utils/checkpoints/digits.pt
 # make bench       run the benchmark scripts
+# make figures     redraw the README's pictures (docs/*.png) from the shipped model
 # make test-lowest every test with each dependency at the lowest version pyproject.toml allows, in .venv-lowest
 #                  (e.g. PYTHON=python3.10; on Linux, LOWEST_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 #                  takes PyTorch's small CPU build)
@@ -21,7 +22,7 @@ JUPYTER_ARGS ?=
 LOWEST_PIP_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: course test test-lowest notebooks lint pretrained bench clean-venv
+.PHONY: course test test-lowest notebooks lint pretrained bench figures clean-venv
 
 $(BIN)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +60,9 @@ pretrained: $(BIN)/.installed-test
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python benchmarks/run_all.py
+
+figures: $(BIN)/.installed-test
+	$(BIN)/python tools/make_figures.py
 
 clean-venv:
 	rm -rf $(VENV)
