@@ -34,8 +34,11 @@ def png(width: int, height: int) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def image_output(width=640, height=480):
-    return new_output("display_data", data={"image/png": png(width, height), "text/plain": "<Figure>"})
+def image_output(width=640, height=480, alt="Figure: a test pattern."):
+    metadata = {"image/png": {"alt": alt}} if alt else {}
+    return new_output(
+        "display_data", data={"image/png": png(width, height), "text/plain": "<Figure>"}, metadata=metadata
+    )
 
 
 WIDGET = new_output(
@@ -121,6 +124,29 @@ def test_a_tiny_figure_is_refused(tmp_path, width, height):
     nb.cells[1].outputs = [image_output(width, height)]
     (problem,) = reader_problems(write(tmp_path, nb))
     assert f"{width}x{height} px figure, too small" in problem
+
+
+def test_a_figure_without_alt_text_is_refused(tmp_path):
+    nb = clean_notebook()
+    nb.cells[1].outputs = [image_output(alt=None)]
+    (problem,) = reader_problems(write(tmp_path, nb))
+    assert "cell 1 stores a figure without alternative text" in problem
+
+
+def test_figure_alt_describes_a_figure_by_its_titles_and_labels():
+    import matplotlib.pyplot as plt
+    from figure_alt import describe
+
+    fig, (left, right) = plt.subplots(1, 2)
+    fig.suptitle("Forward process")
+    left.imshow([[0, 1], [1, 0]])
+    left.set_title("$x_t$, t = 10")
+    right.plot([1, 2])
+    right.set_xlabel("t")
+    right.set_ylabel("KL")
+    alt = describe(fig)
+    plt.close(fig)
+    assert alt == "Figure (2 panels): Forward process. panel 1: x_t, t = 10 (image); panel 2: KL against t."
 
 
 def test_a_narrow_strip_of_panels_is_refused(tmp_path):

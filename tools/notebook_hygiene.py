@@ -16,6 +16,8 @@ A notebook passes when
   in the HTML build. The cell's other outputs, such as a static figure beside the widget, are kept.)
 - no cell ends in a bare `<function ...>` repr (what `widgets.interact(f)` returns when it is a cell's last
   expression: write `_ = widgets.interact(...)`);
+- every figure has alternative text in its output's metadata (`{"image/png": {"alt": ...}}`, written by
+  tools/run_notebooks.py from the figure's titles and axis labels; the HTML build puts it in <img alt>);
 - every figure is readable: at least MIN_WIDTH x MIN_HEIGHT pixels, and a strip or grid of panels (an image at
   least STRIP_ASPECT times wider than tall) at least MIN_STRIP_WIDTH pixels wide;
 - an HTML output that needs scripts (a JavaScript animation player) has a static image beside it, in the same or
@@ -149,6 +151,11 @@ def reader_problems(path: Path) -> list[str]:
                 if mime not in data:
                     continue
                 images[index] = True
+                if not out.get("metadata", {}).get(mime, {}).get("alt"):
+                    problems.append(
+                        f"cell {index} stores a figure without alternative text (execute with tools/run_notebooks.py,"
+                        " which describes each figure from its titles and axis labels)"
+                    )
                 width, height = png_size(data[mime])
                 if width < MIN_WIDTH or height < MIN_HEIGHT:
                     problems.append(
