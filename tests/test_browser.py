@@ -328,7 +328,7 @@ def html_pages(tmp_path_factory):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_html_page_works_offline(html_pages, page, path):
+def test_html_page_works_offline(page, html_pages, path):
     refused = []
 
     def offline(route):
