@@ -22,6 +22,8 @@ def test_01_1_gap_of_doubled_variance():
     mc = (q.log_prob(z) - p.log_prob(z)).mean().item()
     assert abs(mc - 0.5 * (1 - math.log(2))) < 3e-3
     assert exercises.check("01.1", 0.5 * (1 - math.log(2)))
+    assert exercises.check("01.1", 0.153)  # three decimals are right
+    assert not exercises.check("01.1", 0.5 * (math.log(2) - 0.5))  # the reversed KL, KL(N(m, v) || N(m, 2v))
     assert not exercises.check("01.1", math.log(2))  # a KL with the arguments' roles confused
     assert not exercises.check("01.1", None)
 
@@ -40,6 +42,7 @@ def test_01_3_uniform_step_has_variance_beta():
     noise = step(torch.zeros_like(u), 0.05, u)
     assert abs(noise.mean().item()) < 2e-3 and abs(noise.var().item() / 0.05 - 1) < 1e-2
     assert exercises.check("01.3", step)
+    assert exercises.check("01.3", lambda x, beta, u: math.sqrt(1 - beta) * x + math.sqrt(12 * beta) * (0.5 - u))
     # uniform on [-beta, beta] (variance beta^2 / 3) and on [0, sqrt(12 beta)] (not centred) are wrong
     assert not exercises.check("01.3", lambda x, beta, u: math.sqrt(1 - beta) * x + 2 * beta * (u - 0.5))
     assert not exercises.check("01.3", lambda x, beta, u: math.sqrt(1 - beta) * x + math.sqrt(12 * beta) * u)

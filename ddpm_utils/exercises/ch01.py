@@ -16,7 +16,7 @@ HVAE_C, HVAE_V1, HVAE_V0 = 0.8, 0.3, 0.2
 @checker("01.1")
 def _gap_of_doubled_variance(answer):
     # KL(N(m, 2v) || N(m, v)) = 0.5 * (log(v / 2v) + 2v / v - 1) = 0.5 * (1 - ln 2), whatever m and v are.
-    return close(answer, 0.5 * (1.0 - math.log(2.0)), rtol=1e-3, what="your gap (nats)")
+    return close(answer, 0.5 * (1.0 - math.log(2.0)), rtol=5e-3, what="your gap (nats)")
 
 
 def _variance_exploding(v0, beta, t):
@@ -34,12 +34,20 @@ def _uniform_step(x, beta, u):
     return math.sqrt(1.0 - beta) * x + math.sqrt(12.0 * beta) * (u - 0.5)
 
 
+def _uniform_step_mirrored(x, beta, u):
+    # the same noise made from 1 - u, equally right
+    return math.sqrt(1.0 - beta) * x + math.sqrt(12.0 * beta) * (0.5 - u)
+
+
 @checker("01.3")
 def _uniform_noise_step(answer):
     g = torch.Generator().manual_seed(0)
     x, u = torch.randn(1000, generator=g, dtype=torch.float64), torch.rand(1000, generator=g, dtype=torch.float64)
     inputs = [(x, 0.05, u), (x, 0.5, u), (x[:7], 0.001, u[:7])]
-    return same_function(answer, _uniform_step, inputs, rtol=1e-6, atol=1e-9)
+    ok, message = same_function(answer, _uniform_step, inputs, rtol=1e-6, atol=1e-9)
+    if not ok and same_function(answer, _uniform_step_mirrored, inputs, rtol=1e-6, atol=1e-9)[0]:
+        return True, "agrees with the reference (noise made from 1 - u) on 3 test inputs."
+    return ok, message
 
 
 def tight_encoder(c: float = HVAE_C, v1: float = HVAE_V1, v0: float = HVAE_V0) -> tuple[float, float, float, float]:
