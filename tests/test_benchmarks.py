@@ -256,13 +256,11 @@ def _run_script(module_name: str, argv: list[str], tmp_path, monkeypatch) -> dic
     return json.loads(line)
 
 
-def test_sample_throughput_runs_in_miniature_with_its_bf16_checks(tmp_path, monkeypatch):
+def test_sample_throughput_runs_in_miniature(tmp_path, monkeypatch):
     pytest.importorskip("diffusers")
-    payload = _run_script("sample_throughput", ["--batch", "8", "--rounds", "1", "--bf16"], tmp_path, monkeypatch)
-    assert set(payload["evals_per_s"]) == set(payload["ddim50_s"]) and len(payload["evals_per_s"]) == 5
+    payload = _run_script("sample_throughput", ["--batch", "8", "--rounds", "1"], tmp_path, monkeypatch)
+    assert set(payload["evals_per_s"]) == set(payload["ddim50_s"]) and len(payload["evals_per_s"]) == 3
     assert all(v > 0 for v in payload["evals_per_s"].values())
-    errors = payload["checks"]["eps_relative_error_bf16"]
-    assert all(1e-4 < e < 5e-2 for e in errors.values()), errors  # rounded to bfloat16, not broken
 
 
 def test_train_throughput_runs_in_miniature(tmp_path, monkeypatch):
