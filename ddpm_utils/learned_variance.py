@@ -47,6 +47,7 @@ __all__ = [
     "VlbLoss",
     "ImportanceSampler",
     "EpsChannels",
+    "FixedVariance",
     "respace",
     "ddpm_sample_learned",
     "nll_bound_learned",
@@ -218,6 +219,20 @@ class EpsChannels(nn.Module):
 
     def forward(self, xt: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
         return self.model(xt, t, *args)[:, : xt.shape[1]]
+
+
+class FixedVariance(nn.Module):
+    """A fixed-variance ε-prediction network dressed as a learned-variance one: its ε̂ and a constant v (0: β̃_t,
+    1: β_t), so that `ddpm_sample_learned` and `nll_bound_learned` serve it too (on a respaced chain, the
+    respaced β̃ or β)."""
+
+    def __init__(self, model: nn.Module, v: float = 0.0):
+        super().__init__()
+        self.model, self.v = model, float(v)
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
+        eps_pred = self.model(xt, t, *args)
+        return torch.cat([eps_pred, torch.full_like(eps_pred, 2 * self.v - 1)], dim=1)  # raw r = 2v - 1
 
 
 def respace(schedule: Schedule, timesteps) -> Schedule:

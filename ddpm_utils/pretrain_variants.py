@@ -162,3 +162,15 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _standin_from_checkpoint(path):
+    """(model, schedule) for a class-conditional checkpoint while UNetConfig lacks num_classes."""
+    from .checkpoint import load_checkpoint
+    from .schedules import Schedule
+
+    state = load_checkpoint(path)
+    cfg = {k: v for k, v in state["model_config"].items() if k not in ("kind", "num_classes", "learn_sigma")}
+    model = _LabelledUNet(UNetConfig.from_dict(cfg), state["model_config"]["num_classes"])
+    model.load_state_dict(state["model"])
+    return model.eval(), Schedule.from_state_dict(state["schedule"])

@@ -9,6 +9,7 @@ from conftest import generator
 import ddpm_utils as du
 from ddpm_utils.learned_variance import (
     EpsChannels,
+    FixedVariance,
     HybridLoss,
     ImportanceSampler,
     VlbLoss,
@@ -215,3 +216,14 @@ def test_p_mean_variance_learned_shapes():
     xt = torch.randn(2, 3, 4, 4)
     out = p_mean_variance_learned(schedule, xt, torch.tensor([0, 9]), torch.zeros(2, 6, 4, 4))
     assert out.model_variance.shape == xt.shape and out.model_mean.shape == xt.shape
+
+
+def test_fixed_variance_wrapper_gives_the_fixed_choices():
+    schedule = du.make_schedule("linear", 30)
+    model = FixedV(-1.0)
+    for v, variance in ((0.0, "beta_tilde"), (1.0, "beta")):
+        xt, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 20])
+        ours = p_mean_variance_learned(schedule, xt, t, FixedVariance(model.eps_only, v)(xt, t))
+        theirs = du.p_mean_variance(schedule, xt, t, model.eps_only(xt, t), variance=variance)
+        torch.testing.assert_close(ours.model_log_variance, theirs.model_log_variance.expand_as(xt))
+        torch.testing.assert_close(ours.model_mean, theirs.model_mean)
