@@ -2,7 +2,8 @@
 # make test        create .venv (if needed) and run every test, notebooks included
 # make notebooks   re-execute every notebook in place, in order, storing the outputs
 # make lint        ruff (package, tests, notebooks) and the notebook hygiene check
-# make pretrained  retrain ddpm_utils/checkpoints/digits.pt
+# make pretrained  retrain ddpm_utils/checkpoints/digits.pt, digits_cond.pt (class-conditional) and digits_hybrid.pt
+#                  (learned variances)
 # make bench       run the benchmark scripts
 # make test-lowest every test with each dependency at the lowest version pyproject.toml allows, in .venv-lowest
 #                  (e.g. PYTHON=python3.10; on Linux, LOWEST_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
@@ -56,6 +57,8 @@ notebooks: $(BIN)/.installed-test
 pretrained: $(BIN)/.installed-test
 	$(BIN)/python -m ddpm_utils train --steps 5000 --seed 0 --overwrite --out runs/digits_full.pt
 	$(BIN)/python -m ddpm_utils export runs/digits_full.pt ddpm_utils/checkpoints/digits.pt
+	$(BIN)/python -m ddpm_utils.pretrain_variants cond --steps 1000 --seed 0 --out ddpm_utils/checkpoints/digits_cond.pt
+	$(BIN)/python -m ddpm_utils.pretrain_variants hybrid --steps 1000 --seed 0 --out ddpm_utils/checkpoints/digits_hybrid.pt
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python benchmarks/run_all.py
