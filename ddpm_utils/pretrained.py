@@ -35,16 +35,3 @@ def load_pretrained(name: str = "digits") -> tuple[torch.nn.Module, Schedule]:
 # Both trained by `python -m ddpm_utils.pretrain_variants` (Makefile: `make pretrained`).
 PRETRAINED["digits-cond"] = PRETRAINED["digits"].with_name("digits_cond.pt")
 PRETRAINED["digits-hybrid"] = PRETRAINED["digits"].with_name("digits_hybrid.pt")
-_load_core = load_pretrained
-
-
-def load_pretrained(name: str = "digits") -> tuple[torch.nn.Module, Schedule]:  # noqa: F811  (until UNetConfig has num_classes)
-    """(EMA network in eval mode, its schedule) of a shipped model, e.g. `load_pretrained("digits-cond")`."""
-    try:
-        return _load_core(name)
-    except ValueError as exc:
-        if "num_classes" not in str(exc):
-            raise
-        from .pretrain_variants import _standin_from_checkpoint
-
-        return _standin_from_checkpoint(pretrained_path(name))
