@@ -17,6 +17,7 @@ import math
 import time
 
 import torch
+from common import record
 
 import ddpm_utils as du
 from ddpm_utils.conditional import ClassifierFreeGuidance
@@ -102,6 +103,7 @@ def main() -> None:
         report["hybrid"] = hybrid(args)
     report["seconds"] = time.perf_counter() - start
     print(json.dumps(report, indent=1))
+    record("variants", {"args": vars(args), **report})
 
 
 if __name__ == "__main__":
