@@ -28,3 +28,10 @@ def load_pretrained(name: str = "digits") -> tuple[torch.nn.Module, Schedule]:
     """(EMA network in eval mode, its schedule) of a shipped model, e.g. `load_pretrained("digits")`."""
     model, schedule, _ = model_from_checkpoint(pretrained_path(name))
     return model, schedule
+
+
+# ---- the class-conditional and learned-variance variants (cond, issue 35) ------------------------------------------
+# digits-cond: class-conditional, label dropout p_uncond = 0.1; digits-hybrid: learned variances, trained on L_hybrid.
+# Both trained by `python -m ddpm_utils.pretrain_variants` (Makefile: `make pretrained`).
+PRETRAINED["digits-cond"] = PRETRAINED["digits"].with_name("digits_cond.pt")
+PRETRAINED["digits-hybrid"] = PRETRAINED["digits"].with_name("digits_hybrid.pt")

@@ -1,0 +1,78 @@
+"""Train the two shipped variants of the digits model, with the shipped model's recipe except for the length:
+
+* digits-cond: class-conditional, label dropout p_uncond = 0.1 (`conditional.LabelDropoutLoss`);
+* digits-hybrid: learned variances, trained on L_hybrid (`learned_variance.HybridLoss`, 17 levels).
+
+    python -m ddpm_utils.pretrain_variants cond --steps 1000 --out ddpm_utils/checkpoints/digits_cond.pt
+    python -m ddpm_utils.pretrain_variants hybrid --steps 1000 --out ddpm_utils/checkpoints/digits_hybrid.pt
+
+Each runs `Trainer(model, schedule, config, data, labels, loss_fn)` (batch 128, AdamW at 2e-3 with warm-up and cosine
+decay, EMA) and writes a sampling checkpoint: the EMA weights, as `python -m ddpm_utils export` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import torch
+from torch import nn
+
+from .checkpoint import check_writable, save_checkpoint
+from .conditional import LabelDropoutLoss
+from .data import DIGITS_LEVELS, load_digits
+from .learned_variance import HybridLoss
+from .schedules import make_schedule
+from .training import TrainConfig, Trainer
+from .unet import DIGITS, UNet
+
+__all__ = ["digits_unet", "RECIPES", "train_variant", "main"]
+
+RECIPES = {
+    "cond": {"num_classes": 10, "learn_sigma": False},
+    "hybrid": {"num_classes": None, "learn_sigma": True},
+}
+
+
+def digits_unet(num_classes: int | None = None, learn_sigma: bool = False) -> nn.Module:
+    """The course's digits UNet, class-conditional (num_classes) and/or with a learned variance (2 outputs)."""
+    return UNet(dataclasses.replace(DIGITS, num_classes=num_classes, learn_sigma=learn_sigma))
+
+
+def train_variant(name: str, out, steps: int = 1000, seed: int = 0, p_uncond: float = 0.1) -> None:
+    """Train the `name` variant ('cond' or 'hybrid') and write its sampling checkpoint (EMA weights) to `out`."""
+    check_writable(out)
+    config = TrainConfig(max_steps=steps, seed=seed)
+    torch.manual_seed(seed)  # the initial weights and the dropout masks
+    model = digits_unet(**RECIPES[name])
+    schedule = make_schedule("linear", 1000)
+    data, labels = load_digits("train", return_labels=True)
+    if name == "cond":
+        loss_fn, used, variant = LabelDropoutLoss(10, p_uncond, seed), labels, {"p_uncond": p_uncond}
+    else:
+        loss_fn, used, variant = HybridLoss(num_levels=DIGITS_LEVELS), None, {"loss": "hybrid", "lambda_vlb": 0.001}
+    trainer = Trainer(model, schedule, config, data, labels=used, loss_fn=loss_fn)
+    trainer.train(progress=False)
+    state = trainer.state_dict()
+    slim = {k: state[k] for k in ("step", "model_config", "schedule", "data_shape") if k in state}
+    slim["train_config"] = {**state["train_config"], "variant": name, **variant}
+    slim["model"] = state["ema"]
+    save_checkpoint(slim, out)
+    last = f"; last logged loss {trainer.history['loss'][-1]:.4f}" if trainer.history["loss"] else ""
+    print(f"trained {trainer.step} steps{last}; wrote {out}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ddpm_utils.pretrain_variants", description=__doc__.split("\n")[0])
+    p.add_argument("variant", choices=sorted(RECIPES))
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--p-uncond", type=float, default=0.1, help="cond only: the share of labels dropped")
+    args = p.parse_args(argv)
+    train_variant(args.variant, args.out, args.steps, args.seed, args.p_uncond)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
