@@ -22,6 +22,7 @@ import torch
 
 from .._checks import non_finite_rows
 from ..checkpoint import check_writable, load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..learned_variance import EpsChannels
 from ..schedules import make_schedule
 from ..unet import DDPM_CIFAR10, DIGITS, UNet, UNetConfig
 from .datasets import DATASETS, load_dataset
@@ -133,9 +134,9 @@ def _dataset(name: str, split: str, root: str, download: bool = False):
 
 
 def _load(path):
-    from ..pretrained import pretrained_path
+    from ..pretrained import PRETRAINED, pretrained_path
 
-    model, schedule, state = model_from_checkpoint(pretrained_path(path) if path == "digits" else path)
+    model, schedule, state = model_from_checkpoint(pretrained_path(path) if path in PRETRAINED else path)
     if state["model_config"].get("kind", "unet") != "unet":
         raise ValueError(f"{path} holds a 2-D (MLP) model; these commands work on image networks")
     return model, schedule, state, (state.get("train_config") or {}).get("prediction", "eps")
@@ -155,12 +156,20 @@ def _guide_network(path, schedule, prediction: str, channels: int):
 
 def _sample(model, schedule, shape, args, prediction: str):
     from ..analytic import GaussianData
-    from ..sampling import ddim_sample, ddpm_sample, dpm_solver_sample
 
     if args.eta != 0 and args.sampler != "ddim":
         raise ValueError(f"--eta applies to the ddim sampler only, not {args.sampler}")
     if args.steps is not None and args.sampler == "ddpm":
         raise ValueError("--steps applies to ddim and dpm-solver; ddpm always takes every timestep")
+    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    if getattr(getattr(model, "config", None), "learn_sigma", False):  # ε̂ channels only: σ_t² = β̃_t
+        model = EpsChannels(model)
+    if args.label is not None and num_classes is None:
+        raise ValueError("--label needs a class-conditional model (e.g. digits-cond)")
+    if num_classes is not None:
+        return _sample_conditional(model, schedule, shape, args, prediction, num_classes)
+    if args.guidance is None:
+        args.guidance = 1.0
     interval, guide_path = args.guidance_interval, args.guide
     if (interval is not None or guide_path is not None) and args.guidance == 1:
         raise ValueError(f"{'--guide' if guide_path else '--guidance-interval'} needs a guidance weight other than 1")
@@ -183,6 +192,28 @@ def _sample(model, schedule, shape, args, prediction: str):
                 )
             guide = GaussianData.fit(data).denoiser(schedule, prediction)
         model = Guided(model, guide, args.guidance, interval=None if interval is None else tuple(interval))
+    return _run_sampler(model, schedule, shape, args, prediction)
+
+
+def _sample_conditional(model, schedule, shape, args, prediction: str, num_classes: int):
+    """A class-conditional model: --label picks the class (default: the classes in turn), --guidance is the
+    classifier-free guidance weight w (0: none) of ε̂ = (1 + w) ε(x_t, y) - w ε(x_t, ∅)."""
+    from ..conditional import ClassifierFreeGuidance
+
+    if args.guide is not None or args.guidance_data is not None or args.guidance_interval is not None:
+        raise ValueError("a class-conditional model takes classifier-free guidance (--label, --guidance W) only")
+    if args.label is not None and not 0 <= args.label < num_classes:
+        raise ValueError(f"--label must be a class in 0..{num_classes - 1}, got {args.label}")
+    if args.bf16:
+        model = LowPrecision(model, torch.bfloat16)
+    labels = args.label if args.label is not None else torch.arange(shape[0]) % num_classes
+    weight = 0.0 if args.guidance is None else args.guidance
+    return _run_sampler(ClassifierFreeGuidance(model, labels, weight, num_classes), schedule, shape, args, prediction)
+
+
+def _run_sampler(model, schedule, shape, args, prediction: str):
+    from ..sampling import ddim_sample, ddpm_sample, dpm_solver_sample
+
     g = torch.Generator().manual_seed(args.seed)  # on the CPU: one seed, the same samples on any device
     where = {"generator": g, "prediction": prediction, "device": args.device}
     steps = SAMPLERS[args.sampler] if args.steps is None else args.steps
@@ -196,7 +227,7 @@ def _sample(model, schedule, shape, args, prediction: str):
 def cmd_sample(args) -> int:
     from ..plotting import save_grid
 
-    if args.download and (args.guidance == 1 or args.guidance_data in (None, "digits")):
+    if args.download and (args.guidance in (None, 1) or args.guidance_data in (None, "digits")):
         raise ValueError("--download fetches the files of --guidance-data for --guidance; nothing here needs them")
     out = Path(args.out)
     check_writable(out.with_suffix(".pt"), "the samples")  # --out names both files: OUT.png and OUT.pt
@@ -240,7 +271,9 @@ def cmd_evaluate(args) -> int:
         if not args.bpd:
             raise ValueError(f"for {dataset}, evaluate reports the likelihood bound only: add --bpd")
         sampling = {"--sampler": args.sampler != "ddim", "--steps": args.steps is not None, "--eta": args.eta != 0}
-        sampling.update({"--guidance": args.guidance != 1, "--bf16": args.bf16, "--repeats": args.repeats != 1})
+        sampling.update(
+            {"--guidance": args.guidance not in (None, 1), "--bf16": args.bf16, "--repeats": args.repeats != 1}
+        )
         if any(sampling.values()):
             flags = ", ".join(name for name, on in sampling.items() if on)
             raise ValueError(f"{flags}: options of sampling, but for {dataset} evaluate draws no samples")
@@ -256,7 +289,9 @@ def cmd_evaluate(args) -> int:
         )
         reports.append(evaluate_samples(x))
     report = reports[0] if args.repeats == 1 else summarise_reports(reports)
-    if args.guidance != 1:
+    if getattr(model.config, "num_classes", None) is not None:
+        report.update(guidance=args.guidance or 0.0, guide="classifier-free", label=args.label)
+    elif args.guidance not in (None, 1):
         report.update(guidance=args.guidance, guide=args.guide or "gaussian fit of the training digits")
         if args.guidance_interval is not None:
             report["guidance_interval"] = args.guidance_interval
@@ -373,7 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--device", type=_device, default=default_device, help="where the network runs")
         s.add_argument("--bf16", action="store_true", help="the network in bfloat16, the sampler in float32")
-        s.add_argument("--guidance", type=float, default=1.0, help="weight w away from a worse model (1: off)")
+        s.add_argument(
+            "--guidance",
+            type=float,
+            default=None,
+            help="weight w away from a worse model (1: off); for a class-conditional model the classifier-free "
+            "guidance weight w of (1 + w) eps(x, y) - w eps(x, no label) (0: off)",
+        )
+        s.add_argument("--label", type=int, default=None, help="class to draw (class-conditional models, e.g. 7)")
         s.add_argument("--guide", default=None, metavar="CHECKPOINT", help="the worse model: a network")
         s.add_argument("--guidance-data", default=None, choices=DATASETS, help="... or a Gaussian fit (digits)")
         s.add_argument("--guidance-interval", type=int, nargs=2, metavar=("LO", "HI"), help="guide at LO <= t <= HI")
