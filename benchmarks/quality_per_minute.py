@@ -5,7 +5,7 @@
                                             [--dropout 0.1] [--train-seed 1]
                                             [--samplers ddim50_eta0 ddim20_eta0 dpm20 ...]
 
-Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.Trainer`
+Both networks (the same 0.70M architecture) are trained by the same loop, `ddpm_utils.extras.Trainer`
 with its default `TrainConfig`, for the same wall-clock minutes, one after the other on this
 machine (not concurrently: two cores). Each EMA network is then scored by FD_digits at 50 DDIM
 steps (η = 0 and η = 1, `--n` samples) and at 1,000 DDPM steps (`--ddpm-n` samples), next to the
@@ -13,7 +13,7 @@ real-vs-real floor (mean ± spread over subsets) for the same number of images; 
 among them 20 network calls (DDIM-20 η = 0, DPM-Solver++(2M)-20). So the difference
 between the two rows is the networks' speed and architecture details, not the recipe.
 
-With `--guidance w ...`, each sampler also runs on `du.Guided(ema, gaussian, w)`: the network steered
+With `--guidance w ...`, each sampler also runs on `du.extras.Guided(ema, gaussian, w)`: the network steered
 away from the optimal denoiser of the training digits' Gaussian fit (w = 1: the network alone), for
 both networks alike; `w:LO-HI` guides only at timesteps LO..HI (`Guided(..., interval=(LO, HI))`).
 With several `--seeds` each score is the mean over that many sample sets. A second table gives the
@@ -28,8 +28,8 @@ diffusers' `EMAModel` warm-up (inv_gamma 1, power 3/4, at most 0.9999), gradient
 `DDPMScheduler`'s linear betas; no random flip, which would mirror the digits) — the anchor as a learner who picks
 diffusers instead of this course would train it. Its cosine runs over the minutes left after the warm-up, as ours
 runs over the whole budget. `same-recipe` (the default) is the network-for-network comparison above.
-`--dropout p` trains ddpm_utils' network with dropout p in its residual blocks instead of DIGITS' 0.1 (before session
-14 the default had none: `--dropout 0` reproduces it); diffusers' network stays the anchor's, without dropout.
+`--dropout p` trains ddpm_utils' network with dropout p in its residual blocks instead of DIGITS' 0.1 (`--dropout 0`:
+none); diffusers' network stays the anchor's, without dropout.
 `--late-dropout N` keeps ddpm_utils' dropout off for the first N steps and switches it on after ("late dropout", Liu
 et al. 2023: for a network that underfits early and overfits late).
 """
@@ -65,7 +65,8 @@ def train_for(build, minutes: float, data: torch.Tensor, late_dropout: int | Non
     `late_dropout=N`: the network's dropout stays off for the first N steps, then takes its rate ("late dropout",
     Liu et al. 2023, for networks that would overfit; see `switch_dropout_on`)."""
     torch.manual_seed(config.get("seed", 0))
-    trainer = du.Trainer(build(), data, du.TrainConfig(max_steps=10**6, **config))
+    schedule = du.make_schedule("linear", 1000)
+    trainer = du.extras.Trainer(build(), schedule, du.extras.TrainConfig(max_steps=10**6, **config), data)
     if late_dropout is None:
         return trainer.train(max_minutes=minutes, progress=False)
     switch = switch_dropout_on(trainer.model, late_dropout)
@@ -73,11 +74,11 @@ def train_for(build, minutes: float, data: torch.Tensor, late_dropout: int | Non
 
 
 def switch_dropout_on(model: torch.nn.Module, at_step: int):
-    """Set every `ddpm_utils.unet.Dropout` of `model` to rate 0 now and return a `Trainer` callback that restores
+    """Set every `torch.nn.Dropout` of `model` to rate 0 now and return a `Trainer` callback that restores
     each module's rate once the trainer has made `at_step` steps."""
     if at_step < 1:
         raise ValueError(f"late dropout needs a positive step, got {at_step}")
-    modules = [m for m in model.modules() if isinstance(m, du.unet.Dropout)]
+    modules = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     rates = [m.p for m in modules]
     if not any(rates):
         raise ValueError("the network has no dropout to switch on")
@@ -193,7 +194,7 @@ def guidance_setting(setting: str) -> str:
     """argparse type: the setting string, refused at once if it does not parse or `Guided` would refuse it."""
     try:
         w, interval = parse_guidance(setting)
-        du.Guided(None, None, w, interval=interval)  # its own checks: a finite weight, 0 <= LO <= HI
+        du.extras.Guided(None, None, w, interval=interval)  # its own checks: a finite weight, 0 <= LO <= HI
     except ValueError as e:
         raise argparse.ArgumentTypeError(
             f"expected w or w:LO-HI, e.g. 1.25 or 1.5:100-700, got {setting!r} ({e})"
@@ -274,7 +275,7 @@ def main():
             row["held_out"] = held_out_loss(ema, schedule, held_out_set(schedule))
             for setting in args.guidance:
                 w, interval = parse_guidance(setting)
-                model = du.Guided(ema, gaussian.denoiser(schedule), w, interval=interval)
+                model = du.extras.Guided(ema, gaussian.denoiser(schedule), w, interval=interval)
                 for key in args.samplers:
                     sampler = SAMPLERS[key][1]
                     n = args.ddpm_n if key == "ddpm1000" else args.n

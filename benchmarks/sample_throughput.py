@@ -8,7 +8,7 @@ and end-to-end DDIM sampling (50 steps) of a batch with each library's own sampl
 `ddpm_utils.ddim_sample` and diffusers' `DDIMScheduler` loop. 1000-step DDPM time is 20x the
 50-step figure (same network cost per step). Outputs are checked to be finite.
 
---bf16 adds both networks in bfloat16 (ours through `sampling.LowPrecision`, the sampler in float32;
+--bf16 adds both networks in bfloat16 (ours through `extras.LowPrecision`, the sampler in float32;
 diffusers' cast with `.to(torch.bfloat16)` in its faster, contiguous layout, its scheduler fed float32)
 and two checks that bfloat16 is equally correct: the relative error of ε̂ against float64 for the two
 networks holding the same weights (diffusers' initialisation copied into ours, with its embedding),
@@ -55,12 +55,12 @@ def bf16_checks() -> dict:
     ref = call(copy.deepcopy(theirs).double(), x.double(), t)
     low = {
         "diffusers": call(copy.deepcopy(theirs).to(torch.bfloat16), x.bfloat16(), t).double(),
-        "ddpm_utils": du.LowPrecision(ours)(x, t).double(),
+        "ddpm_utils": du.extras.LowPrecision(ours)(x, t).double(),
     }
     errors = {name: ((out - ref).norm() / ref.norm()).item() for name, out in low.items()}
     model, schedule = du.load_pretrained("digits")
     scores = {}
-    for name, net in (("float32", model), ("bfloat16", du.LowPrecision(model))):
+    for name, net in (("float32", model), ("bfloat16", du.extras.LowPrecision(model))):
         samples = du.ddim_sample(net, schedule, (1000, 1, 8, 8), 50, generator=torch.Generator().manual_seed(7))
         report = evaluate_samples(samples)
         scores[name] = {"fd": report["fd"], "fd_class_matched": report["fd_class_matched"]}
@@ -88,7 +88,7 @@ def main():
     }
     if args.bf16:
         nets["diffusers UNet2DModel, bf16"] = (copy.deepcopy(theirs).to(bf16), bf16)
-        nets["ddpm_utils UNet, bf16"] = (du.LowPrecision(ours), torch.float32)  # casts x itself
+        nets["ddpm_utils UNet, bf16"] = (du.extras.LowPrecision(ours), torch.float32)  # casts x itself
 
     def evals(model, dtype):
         with torch.no_grad():

@@ -22,7 +22,8 @@ import ddpm_utils as du
 size, batch = int(sys.argv[1]), int(sys.argv[2])
 torch.manual_seed(0)
 data = torch.rand(512, 1, size, size) * 2 - 1
-tr = du.Trainer(du.UNet(du.DIGITS), data, du.TrainConfig(batch_size=batch, max_steps=10**6))
+config = du.extras.TrainConfig(batch_size=batch, max_steps=10**6)
+tr = du.extras.Trainer(du.UNet(du.DIGITS), du.make_schedule("linear", 1000), config, data)
 for _ in range(2): tr.train_step()
 n = max(2, 2048 // batch)
 start = time.perf_counter()

@@ -4,11 +4,11 @@
 
 One training step = draw (x0, t, eps), q_sample, forward, MSE to eps, backward, AdamW step, on the 8x8
 digits with the 0.70M-parameter matched architecture. Both run the same hand-written loop; ours also
-runs through `ddpm_utils.Trainer` (which adds EMA, clipping, logging). Correctness: both losses on the
+runs through `ddpm_utils.extras.Trainer` (which adds EMA, clipping, logging). Correctness: both losses on the
 same batches are printed, before and after the timed steps. `--bf16` adds both networks with bfloat16
 weights and activations (float32 master weights for AdamW, float32 loss): bf16 convolutions run about twice as
 fast on CPUs with AVX-512 bf16 instructions, but the rest of the step does not. It also times the Trainer with
-`TrainConfig(bf16=True)` (`train --bf16`), which does the same with EMA, clipping and logs.
+`extras.TrainConfig(bf16=True)` (`train --bf16`), which does the same with EMA, clipping and logs.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ def make_step(model, data, schedule, batch, g, channels_last, bf16=False):
     losses = []
 
     def step():
-        x0, t, eps = du.training.draw_batch(data, batch, 1000, g)
+        x0 = data[torch.randint(0, len(data), (batch,), generator=g)]  # the Trainer's draws, in its order
+        t = torch.randint(0, 1000, (batch,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
         if channels_last:
             x0, eps = (v.contiguous(memory_format=torch.channels_last) for v in (x0, eps))
-        xt = du.q_sample(schedule, x0, t, noise=eps)
+        xt = du.q_sample(schedule, x0, t, eps)
         loss = ((call(model, xt.to(torch.bfloat16) if bf16 else xt, t).float() - eps) ** 2).mean()
         for p in params:
             p.grad = None
@@ -78,8 +80,11 @@ def main():
         **({"ddpm_utils Trainer, bf16": True} if args.bf16 else {}),
     }
     trainers = {
-        name: du.Trainer(
-            ours_digits(channels_last=False, dropout=0.0), data, du.TrainConfig(max_steps=10**6, bf16=bf16)
+        name: du.extras.Trainer(
+            ours_digits(channels_last=False, dropout=0.0),
+            schedule,
+            du.extras.TrainConfig(max_steps=10**6, bf16=bf16),
+            data,
         )
         for name, bf16 in precisions.items()
     }

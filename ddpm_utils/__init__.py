@@ -1,6 +1,6 @@
 """ddpm_utils: the tested implementations that the ddpm-from-scratch notebooks build up to."""
 
-from . import exercises, metrics, optim, plotting
+from . import exercises, extras, metrics, plotting
 from ._requirements import MIN_TORCH  # refuses an older PyTorch
 from .analytic import GaussianData, GaussianMixture
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -32,7 +32,7 @@ from .forward import (
 )
 from .pretrained import load_pretrained
 from .reverse import eps_and_x0_from_output, model_log_variance, p_mean_variance
-from .sampling import Guided, LowPrecision, ddim_invert, ddim_sample, ddpm_sample, dpm_solver_sample
+from .sampling import ddim_invert, ddim_sample, ddpm_sample, dpm_solver_sample
 from .schedules import Schedule, cosine_betas, gather, linear_betas, make_schedule, scaled_linear_betas
 from .training import TrainConfig, Trainer, training_losses
 from .unet import DDPM_CIFAR10, DIGITS, MLPDenoiser, UNet, UNetConfig, timestep_embedding

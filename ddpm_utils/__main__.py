@@ -14,9 +14,9 @@ import torch
 from ._checks import json_numbers, non_finite_rows
 from .checkpoint import check_writable
 from .data import DATASETS
-from .optim import OPTIMIZERS
+from .extras.optim import OPTIMIZERS
+from .extras.training import TrainConfig
 from .sampling import SAMPLERS
-from .training import TrainConfig
 from .unet import DDPM_CIFAR10, DIGITS, UNetConfig
 
 DEFAULT_SAMPLE_STEPS = {"ddim": 50, "dpm-solver": 20}
@@ -67,8 +67,9 @@ def _unet_config(args, channels: int) -> UNetConfig:
 def cmd_train(args) -> int:
     import os
 
-    from .distributed import cleanup, setup_from_env
-    from .training import Trainer
+    from .extras.distributed import cleanup, setup_from_env
+    from .extras.training import Trainer
+    from .schedules import make_schedule
     from .unet import UNet
 
     out = Path(args.out)
@@ -93,8 +94,6 @@ def cmd_train(args) -> int:
         )
     else:
         config = TrainConfig(
-            schedule=args.schedule,
-            num_steps=args.T,
             prediction=args.prediction,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -112,7 +111,8 @@ def cmd_train(args) -> int:
             muon_lr_ratio=args.muon_lr_ratio,
         )
         torch.manual_seed(args.seed)
-        trainer = Trainer(UNet(_unet_config(args, data.shape[1])), data, config, device=args.device)
+        model = UNet(_unet_config(args, data.shape[1])).to(args.device)
+        trainer = Trainer(model, make_schedule(args.schedule, args.T), config, data)
     callback = None
     if args.sample_every:
         from .plotting import save_grid
@@ -206,7 +206,8 @@ def _guide_network(path, schedule, prediction: str, channels: int):
 
 def _sample(model, schedule, shape, args, prediction: str = "eps"):
     from .analytic import GaussianData
-    from .sampling import Guided, LowPrecision, ddim_sample, ddpm_sample, dpm_solver_sample
+    from .extras import Guided, LowPrecision
+    from .sampling import ddim_sample, ddpm_sample, dpm_solver_sample
 
     if args.eta != 0 and args.sampler != "ddim":
         raise ValueError(f"--eta applies to the ddim sampler only, not {args.sampler}")

@@ -8,9 +8,7 @@ x̂_0 predictions. `model(xt, t)` is any network or callable; t is a (B,) LongTe
 
 from __future__ import annotations
 
-import copy
 import math
-import platform
 import warnings
 from collections.abc import Callable
 
@@ -28,142 +26,10 @@ __all__ = [
     "dpm_solver_sample",
     "logsnr_timesteps",
     "ddim_invert",
-    "Guided",
-    "LowPrecision",
     "SAMPLERS",
 ]
 
 Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
-
-
-class Guided(torch.nn.Module):
-    """`guide(x_t, t) + w · (model(x_t, t) - guide(x_t, t))`: a network steered away from a worse model.
-
-    Autoguidance [Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"]: where
-    the network and a weaker model of the same data disagree, the disagreement points to what the
-    weaker one misses, and w > 1 moves further that way. In scores, the result is
-    ∇log p_θ + (w - 1) ∇log(p_θ / p_guide); classifier-free guidance is the case where the weaker
-    model is the unconditional one. Here the weaker model is usually `GaussianData.fit(train)`'s
-    optimal denoiser: what the network has learned beyond the data's mean and covariance is amplified.
-    w = 1 is the network alone, w = 0 the guide alone. Both outputs must use the same
-    parameterisation ('eps', 'x0' or 'v'); the combination then means the same in all three, because
-    the conversions between them are affine in the output at fixed (x_t, t) and the weights sum to 1.
-    Costs one guide evaluation per network evaluation.
-
-    `interval=(lo, hi)` guides only at timesteps lo <= t <= hi (0-based) and returns the network
-    alone elsewhere, without calling the guide: guidance in a limited interval [Kynkäänniemi et al.
-    2024]. On the digits, guiding at low and middle noise does most of the good, guiding only at
-    high noise little (benchmarks/README.md).
-    """
-
-    def __init__(self, model, guide, weight: float, interval: tuple[int, int] | None = None):
-        super().__init__()
-        weight = float(weight)
-        if not math.isfinite(weight):
-            raise ValueError(f"guidance weight must be a finite number, got {weight}")
-        if interval is not None:
-            try:
-                ok = len(interval) == 2 and not any(isinstance(v, bool) or int(v) != v for v in interval)
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise ValueError(f"interval must be two integer timesteps (lo, hi), got {interval!r}")
-            interval = (int(interval[0]), int(interval[1]))
-            if not 0 <= interval[0] <= interval[1]:
-                raise ValueError(f"interval must satisfy 0 <= lo <= hi, got {interval}")
-        self.model, self.guide, self.weight, self.interval = model, guide, weight, interval
-
-    def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out = self.model(xt, t)
-        if self.weight == 1.0:
-            return out
-        inside = None
-        if self.interval is not None:
-            inside = (t >= self.interval[0]) & (t <= self.interval[1])
-            if not inside.any():
-                return out
-        ref = self.guide(xt, t)
-        if ref.shape != out.shape:
-            raise ValueError(f"the guide returned shape {tuple(ref.shape)} but the network {tuple(out.shape)}")
-        guided = torch.lerp(ref.to(out.dtype), out, self.weight)
-        if inside is None or inside.all():
-            return guided
-        return torch.where(inside.reshape(-1, *[1] * (out.dim() - 1)), guided, out)
-
-
-def cpu_computes_bfloat16() -> bool | None:
-    """Whether this CPU has the bfloat16 instructions PyTorch's kernels use (AVX-512 BF16 or AMX); None on
-    non-x86 CPUs, where this is not checked. Without them bfloat16 is emulated: on the project's CPU with oneDNN
-    held to AVX-512 without BF16 the digits UNet ran at 0.54-0.62x its float32 speed, held to AVX2 at 0.05x
-    (benchmarks/README.md, session 19)."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
-        return None
-    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    amx_tile = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    if avx512_bf16 is not None and amx_tile is not None:
-        return bool(avx512_bf16() or amx_tile())
-    flags = cpu_flags()  # PyTorch 2.4 has neither helper: ask the kernel
-    return None if flags is None else bool(flags & {"avx512_bf16", "amx_tile"})
-
-
-def cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
-    """The instruction-set flags Linux reports for the first CPU, or None where there is no such file."""
-    try:
-        with open(path) as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if name.strip() == "flags":
-                    return set(value.split())
-    except OSError:
-        return None
-    return None
-
-
-class LowPrecision(torch.nn.Module):
-    """A copy of a network that runs in bfloat16 (or float16) for a sampler that keeps float32.
-
-    `LowPrecision(model)(x_t, t)` casts x_t to the low precision, evaluates the copy and returns ε̂ in
-    x_t's dtype, so the sampler's own arithmetic — the update of x_t, the noise it adds, x̂_0 — stays in
-    float32: only the network, where nearly all the time goes, is rounded. bfloat16 keeps float32's
-    range with 8 significant bits, so ε̂ carries a relative error of about 0.5-1% (tests/test_sampling.py
-    measures it against float64 on the shipped model: 6e-3, float32's 3e-7). Rounding x_t as well would
-    lose the small late updates of a 1,000-step sampler (notebook 06 §8 shows it).
-    Worth it where the hardware computes in bfloat16: on the project's CPU (AVX-512 BF16) the digits UNet
-    evaluates 1.6-1.9x as fast (benchmarks/sample_throughput.py --bf16); GPUs compute in it natively (not
-    measured here); on a CPU without such instructions bfloat16 is emulated and slower than float32
-    (float16, emulated on every CPU, is refused there).
-    On a CPU the copy uses the contiguous memory layout, faster than channels-last in bfloat16 there.
-    The model passed in is not changed, and the copy keeps its mode (eval or train); wrap the network
-    before `Guided` so that a guide keeps its own precision.
-    """
-
-    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16):
-        super().__init__()
-        if dtype not in (torch.bfloat16, torch.float16):
-            raise ValueError(f"dtype must be torch.bfloat16 or torch.float16, got {dtype}")
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module (its weights are cast), got {type(model).__name__}")
-        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-        if dtype == torch.float16 and on_cpu:
-            raise ValueError(
-                "float16 is emulated on CPUs (the digits UNet ran 22x slower than in float32 here); "
-                "use torch.bfloat16 on a CPU"
-            )
-        if on_cpu and cpu_computes_bfloat16() is False:
-            warnings.warn(
-                "this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so PyTorch emulates bfloat16 here: "
-                "expect the network to run 2-20x slower than in float32 (leave out --bf16 / bf16=True)",
-                stacklevel=2,
-            )
-        self.dtype = dtype
-        self.model = copy.deepcopy(model).to(dtype)
-        if on_cpu:
-            self.model.to(memory_format=torch.contiguous_format)
-
-    def forward(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(xt, torch.Tensor) or not xt.is_floating_point():
-            raise TypeError(f"x_t must be a floating-point tensor, got {getattr(xt, 'dtype', type(xt).__name__)}")
-        return self.model(xt.to(self.dtype), t).to(xt.dtype)
 
 
 def _start(shape, x_T, generator, device, dtype) -> torch.Tensor:

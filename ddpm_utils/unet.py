@@ -43,42 +43,39 @@ class UNetConfig:
     """Shape of a UNet. Level l works at resolution size / 2^l with base_channels * channel_mults[l]."""
 
     in_channels: int = 1
-    base_channels: int = 64
-    channel_mults: tuple[int, ...] = (1, 2)
-    num_res_blocks: int = 2
+    base_channels: int = 64  # channels at full resolution
+    channel_mults: tuple[int, ...] = (1, 2)  # channel multiplier per level
+    num_res_blocks: int = 2  # residual blocks per level
     attention_levels: tuple[int, ...] = (1,)  # levels (0 = full resolution) with self-attention
-    mid_attention: bool = True
-    num_heads: int = 4
-    dropout: float = 0.0
+    mid_attention: bool = True  # self-attention between the middle residual blocks
+    num_heads: int = 4  # attention heads
+    dropout: float = 0.0  # dropout in the residual blocks
     groups: int = 32  # GroupNorm groups (each channel count must be divisible)
-    scale_shift: bool = True  # scale-and-shift conditioning [iDDPM §3.3]; False is DDPM's additive one
+    scale_shift: bool = True  # scale-and-shift timestep conditioning [iDDPM §3.3]; False: DDPM's additive one
     out_channels: int | None = None  # defaults to in_channels
-    # each residual block's last convolution and each attention's output projection start at zero, so that every
-    # block starts as the identity [Goyal et al. 2017; DDPM's code]; False keeps PyTorch's default initialisation
-    # there (the output layer starts at zero either way)
-    zero_init_blocks: bool = True
+    zero_init_blocks: bool = True  # each block's last layer starts at zero, so the block starts as the identity
+    num_classes: int | None = None  # class-conditional: model(x, t, y) with labels y in 0..num_classes-1
+    learn_sigma: bool = False  # also output v for the variance [iDDPM §3.1]: 2 * out_channels outputs
 
     def __post_init__(self):
-        if self.in_channels < 1 or self.base_channels < 1:
-            raise ValueError("in_channels and base_channels must be positive")
-        for name in ("num_res_blocks", "num_heads", "groups"):  # 0 divides by zero, or builds a UNet with no blocks
+        for name in ("in_channels", "base_channels", "num_res_blocks", "num_heads", "groups"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.out_channels is not None and self.out_channels < 1:
-            raise ValueError(f"out_channels must be positive or None, got {self.out_channels}")
+        for name in ("out_channels", "num_classes"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive or None, got {getattr(self, name)}")
         if not self.channel_mults or any(m < 1 for m in self.channel_mults):
             raise ValueError(f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults}")
         if any(not 0 <= lvl < len(self.channel_mults) for lvl in self.attention_levels):
             raise ValueError(f"attention_levels {self.attention_levels} must lie in [0, {len(self.channel_mults)})")
-        for mult in self.channel_mults:
-            ch = self.base_channels * mult
+        for ch in (self.base_channels * m for m in self.channel_mults):
             if ch % self.groups or ch % self.num_heads:
                 raise ValueError(
                     f"{ch} channels is not divisible by groups={self.groups} and num_heads={self.num_heads}"
                 )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
-        for name in ("mid_attention", "scale_shift", "zero_init_blocks"):  # "false" from a file would be truthy
+        for name in ("mid_attention", "scale_shift", "zero_init_blocks", "learn_sigma"):  # "false" would be truthy
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -117,8 +114,7 @@ DDPM_CIFAR10 = UNetConfig(
 # attention at 4×4 and in the middle, additive conditioning. It is the same architecture as a diffusers
 # UNet2DModel with block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8 (tests check the count).
 # Dropout 0.1 in the residual blocks, as in DDPM's CIFAR-10 network: with 1,438 training digits the network
-# starts to fit the training set's own noise after ~3,000 steps, and dropout holds it off at no cost to a
-# 3-minute run (benchmarks/README.md, session 14: held-out loss after 10 minutes 0.0737 against 0.0807 without).
+# starts to fit the training set's own noise after a few thousand steps, and dropout holds that off.
 DIGITS = UNetConfig(
     in_channels=1,
     base_channels=32,
@@ -136,44 +132,6 @@ def _zero(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         nn.init.zeros_(p)
     return module
-
-
-def _check_dropout_p(p: float) -> None:
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
-
-
-def dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout [Srivastava et al. 2014]: in training, zero each activation with probability p and scale the
-    survivors by 1 / (1 - p), so that every activation keeps its expected value; the identity otherwise.
-
-    The same distribution as `F.dropout`, written out for the CPU: there PyTorch's Bernoulli mask of bools (2.2x as
-    slow to draw as float32 uniforms here) cost 6-9 ms of a digits training step, against 4-7 ms for a mask compared
-    from float32 uniforms (the step 4-10% faster; benchmarks/README.md, session 15). On other devices `F.dropout` (a
-    fused kernel) is used.
-    """
-    _check_dropout_p(p)
-    if not training or p == 0.0:
-        return h
-    if h.device.type != "cpu":
-        return F.dropout(h, p, training=True)
-    keep = torch.rand_like(h, dtype=torch.float32).ge_(p).mul_(1.0 / (1.0 - p))  # 0 or 1/(1-p); h's memory layout
-    return h * keep.to(h.dtype)
-
-
-class Dropout(nn.Module):
-    """`dropout` as a module: active in training mode, the identity in eval mode (as `nn.Dropout`)."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        _check_dropout_p(p)  # at construction, not at the first training step
-        self.p = p
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return dropout(h, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class ResBlock(nn.Module):
@@ -195,7 +153,7 @@ class ResBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb = nn.Linear(emb_dim, 2 * out_ch if scale_shift else out_ch)
         self.norm2 = nn.GroupNorm(groups, out_ch)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         if zero_init:
             _zero(self.conv2)
@@ -211,23 +169,6 @@ class ResBlock(nn.Module):
             h = self.norm2(h + e)
         h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
-
-
-SMALL_ATTENTION = 64  # at most this many positions: the explicit product on a CPU (see `attention`)
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q kᵀ / √d) v over the last two dimensions (positions, head channels). [Vaswani et al. 2017]
-
-    On a CPU with few positions (the 4×4 = 16 of the digits UNet's lowest level) the explicit product
-    is faster than PyTorch's fused kernel: forward and backward 0.9 against 1.9 ms for (128, 8, 16, 8),
-    a training step 4% faster. With more positions, and on GPUs, the fused kernel wins and is used.
-    The explicit product takes its softmax in float32 for any input dtype.
-    """
-    if q.device.type == "cpu" and q.shape[-2] <= SMALL_ATTENTION:
-        # the softmax in float32 whatever q's dtype: in bfloat16 PyTorch's CPU softmax is 2.5x slower and less exact
-        return ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).softmax(dim=-1, dtype=torch.float32).to(v.dtype) @ v
-    return F.scaled_dot_product_attention(q, k, v)
 
 
 class Attention(nn.Module):
@@ -246,7 +187,7 @@ class Attention(nn.Module):
         b, c, h, w = x.shape
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.num_heads, c // self.num_heads, h * w)
         q, k, v = qkv.transpose(-1, -2).unbind(dim=1)  # each (B, heads, HW, c/heads)
-        out = attention(q, k, v)  # (B, heads, HW, c/heads)
+        out = F.scaled_dot_product_attention(q, k, v)  # softmax(q kᵀ / √d) v: (B, heads, HW, c/heads)
         out = out.transpose(-1, -2).reshape(b, c, h, w)
         return x + self.proj(out)
 
@@ -276,7 +217,8 @@ class Upsample(nn.Module):
 class UNet(nn.Module):
     """ε_θ(x_t, t) for images (B, C, H, W) with H and W divisible by 2^(levels - 1).
 
-    Called as `model(xt, t)` with t a (B,) tensor of 0-based timesteps; returns (B, C_out, H, W).
+    Called as `model(xt, t)` with t a (B,) tensor of 0-based timesteps; returns (B, C_out, H, W). With
+    `config.num_classes`, `model(xt, t, y)` adds a label embedding to the timestep's (y None: "no label").
     """
 
     def __init__(self, config: UNetConfig = DIGITS):
@@ -322,36 +264,39 @@ class UNet(nn.Module):
                 self.up.append(nn.ModuleList([Upsample(ch)]))
 
         self.norm_out = nn.GroupNorm(cfg.groups, ch)
-        self.conv_out = _zero(nn.Conv2d(ch, cfg.out_channels or cfg.in_channels, 3, padding=1))
+        out_channels = (cfg.out_channels or cfg.in_channels) * (2 if cfg.learn_sigma else 1)
+        self.conv_out = _zero(nn.Conv2d(ch, out_channels, 3, padding=1))
+        if cfg.num_classes is not None:  # one entry per class, and the last one for "no label"
+            self.label_emb = nn.Embedding(cfg.num_classes + 1, emb_dim)
 
-    def _check_input(self, x: torch.Tensor, t: torch.Tensor) -> None:
+    def _check_input(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> None:
         cfg = self.config
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-        if x.dim() != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4:
+            raise ValueError(f"x must be a floating-point tensor (B, C, H, W), got {getattr(x, 'shape', x)}")
         _check_dtype(x, self.conv_in.weight)
         if x.shape[1] != cfg.in_channels:
             raise ValueError(f"this UNet takes {cfg.in_channels} input channel(s), got x with {x.shape[1]}")
         f = cfg.downsample_factor
         if x.shape[2] % f or x.shape[3] % f:
-            raise ValueError(
-                f"H and W must be divisible by {f} (2^(levels-1) for {len(cfg.channel_mults)} levels), "
-                f"got {x.shape[2]}x{x.shape[3]}"
-            )
+            raise ValueError(f"H and W must be divisible by {f}, got {x.shape[2]}x{x.shape[3]}")
         if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
             raise ValueError(f"t must be a tensor of shape ({x.shape[0]},), got {getattr(t, 'shape', t)}")
+        if y is not None and cfg.num_classes is None:
+            raise ValueError("this UNet has no label embedding (UNetConfig.num_classes is None): call model(x, t)")
+        if y is not None and (y.shape != t.shape or y.is_floating_point()):
+            raise ValueError(f"y must be a LongTensor of shape ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}")
 
     def embedding(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """The conditioning every residual block receives, before its SiLU: the MLP of t's sinusoidal embedding,
-        (B, 4·base_channels). A subclass adds further conditioning here (benchmarks/augmentation.py does)."""
+        """The MLP of t's sinusoidal embedding, (B, 4·base_channels), before its SiLU."""
         return self.time_mlp(timestep_embedding(t, self.config.base_channels).to(dtype))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self._check_input(x, t)
-        if self.conv_in.weight.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous(memory_format=torch.channels_last)  # match the weights' layout (faster on CPU)
-        emb = F.silu(self.embedding(t, x.dtype))  # (B, 4*ch0)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_input(x, t, y)
+        emb = self.embedding(t, x.dtype)  # (B, 4*ch0)
+        if self.config.num_classes is not None:  # y = None: every example gets the "no label" entry
+            y = torch.full_like(t, self.config.num_classes) if y is None else y
+            emb = emb + self.label_emb(y).to(x.dtype)
+        emb = F.silu(emb)
         h = self.conv_in(x)
         skips = [h]
         for layers in self.down:
@@ -366,15 +311,12 @@ class UNet(nn.Module):
                     h = layer(torch.cat([h, skips.pop()], dim=1), emb)  # (B, ch + skip_ch, H, W)
                 else:
                     h = layer(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, C_out, H, W); C_out = 2C with learn_sigma (ε̂, v)
 
 
 def _check_dtype(x: torch.Tensor, weight: torch.Tensor) -> None:
     if x.dtype != weight.dtype:
-        raise TypeError(
-            f"x is {x.dtype} but the network's weights are {weight.dtype}: cast one to match "
-            "(x.to(dtype) or model.to(dtype); sampling.LowPrecision runs a network in bfloat16 for float32 x)"
-        )
+        raise TypeError(f"x is {x.dtype} but the network's weights are {weight.dtype}: cast one to match")
 
 
 class MLPDenoiser(nn.Module):

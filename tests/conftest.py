@@ -25,3 +25,21 @@ def documented_texts() -> dict[str, str]:
         cells = nbformat.read(path, as_version=4).cells
         texts[path.name] = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     return texts
+
+
+def images(n: int = 64, seed: int = 0) -> torch.Tensor:
+    """n random 8x8 one-channel images in [-1, 1]."""
+    return torch.rand(n, 1, 8, 8, generator=generator(seed)) * 2 - 1
+
+
+def params(model) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def draw(data: torch.Tensor, n: int, num_steps: int, seed: int):
+    """Lines 2-4 of Algorithm 1 written out, in the order the Trainer draws them from its generator:
+    (x0, t, eps, index)."""
+    g = generator(seed)
+    index = torch.randint(0, len(data), (n,), generator=g)
+    t = torch.randint(0, num_steps, (n,), generator=g)
+    return data[index], t, torch.randn((n, *data.shape[1:]), generator=g, dtype=data.dtype), index

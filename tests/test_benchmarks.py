@@ -62,41 +62,6 @@ def test_gpu_benchmark_script_refuses_cuda_without_a_gpu():
     assert done.returncode != 0 and "needs a CUDA GPU" in done.stderr
 
 
-def test_augmentation_shifts_and_mirrors_like_a_loop_and_the_labelled_unet_reduces_to_the_unet():
-    sys.path.insert(0, str(BENCHMARKS))
-    from augmentation import LabelledUNet, augment
-
-    from ddpm_utils.unet import UNet
-
-    x0 = torch.randn(64, 1, 8, 8)
-    out, labels = augment(x0, 0.7, torch.Generator().manual_seed(0))
-    assert (labels.abs().sum(1) > 0).any() and (labels.abs().sum(1) == 0).any()
-    for img, src, (dx, dy, mirror) in zip(out, x0, labels.long().tolist()):
-        ref = torch.full((8, 8), -1.0)  # background where the shift uncovers pixels
-        for i in range(8):
-            for j in range(8):
-                if 0 <= i - dy < 8 and 0 <= j - dx < 8:
-                    ref[i, j] = src[0, i - dy, j - dx]
-        torch.testing.assert_close(img[0], ref.flip(-1) if mirror else ref, rtol=0, atol=0)
-    same, none = augment(x0, 0.0, torch.Generator().manual_seed(0))
-    assert torch.equal(same, x0) and not none.any()
-
-    torch.manual_seed(0)
-    labelled, plain = LabelledUNet().eval(), UNet().eval()  # eval: the default network has dropout
-    for p in labelled.parameters():
-        torch.nn.init.normal_(p, std=0.1)
-    missing = plain.load_state_dict({k: v for k, v in labelled.state_dict().items() if "augment_map" not in k})
-    assert not missing.missing_keys
-    xt, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999])
-    labelled.labels = torch.zeros(4, 3)
-    torch.testing.assert_close(labelled(xt, t), plain(xt, t), rtol=1e-5, atol=1e-6)
-    labelled.labels = torch.ones(4, 3)  # a label changes the output once the map is non-zero
-    assert not torch.allclose(labelled(xt, t), plain(xt, t), atol=1e-3)
-    labelled.labels = torch.ones(1, 3)  # another batch's labels: an error, not a broadcast
-    with pytest.raises(ValueError, match="labels must have shape"):
-        labelled(xt, t)
-
-
 def test_bf16_training_step_updates_float32_master_weights_like_the_float32_step():
     """train_throughput.py --bf16: AdamW steps float32 master weights from the bf16 gradients and copies them back;
     two steps from the same weights and batches land where the float32 steps do, to bf16 precision."""
@@ -158,22 +123,6 @@ def test_held_out_loss_is_the_mean_l_simple_over_every_test_digit_at_every_strat
     identity = lambda xt_, t_: xt_  # noqa: E731
     want = (noise.double() - xt).pow(2).mean().item()
     assert held_out_loss(identity, schedule, (x0, t, noise)) == pytest.approx(want, rel=1e-5)
-
-
-def test_per_step_train_settings_take_the_fields_type_and_refuse_unknown_fields():
-    sys.path.insert(0, str(BENCHMARKS))
-    from per_step import train_setting
-
-    assert train_setting("lr=4e-3") == ("lr", 0.004)
-    assert train_setting("warmup_steps=10") == ("warmup_steps", 10)
-    assert train_setting("schedule=cosine") == ("schedule", "cosine")
-    assert train_setting("channels_last=False") == ("channels_last", False)
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
-        train_setting("learning_rate=1e-3")
-    with pytest.raises(SystemExit, match="takes a number"):
-        train_setting("lr=fast")
-    with pytest.raises(SystemExit, match="true or false"):
-        train_setting("amp=0")
 
 
 def test_example_recipe_follows_diffusers_cosine_with_warmup_and_trains_the_network():
@@ -247,7 +196,7 @@ def test_late_dropout_keeps_the_blocks_dropout_off_until_the_step_then_restores_
 
     torch.manual_seed(0)
     net = ours_digits(dropout=0.1).train()
-    modules = [m for m in net.modules() if isinstance(m, du.unet.Dropout)]
+    modules = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
     assert len(modules) == sum(isinstance(m, du.unet.ResBlock) for m in net.modules()) == 8  # one per block
     with torch.no_grad():  # the zero-initialised last convolutions hide dropout from the output: wake them up
         for m in net.modules():
@@ -274,93 +223,9 @@ def test_late_dropout_keeps_the_blocks_dropout_off_until_the_step_then_restores_
     for at_step, rate in ((5, 0.1), (10**6, 0.0)):
         trainer = train_for(lambda: ours_digits(dropout=0.1), 0.02, data, late_dropout=at_step, batch_size=16)
         assert trainer.step > 5
-        assert all(m.p == rate for m in trainer.model.modules() if isinstance(m, du.unet.Dropout))
+        assert all(m.p == rate for m in trainer.model.modules() if isinstance(m, torch.nn.Dropout))
     with pytest.raises(ValueError, match="no dropout"):
         switch_dropout_on(ours_digits(dropout=0.0), 10)
-
-
-def test_onednn_log_is_split_by_kind_and_direction_with_each_convolutions_flops():
-    sys.path.insert(0, str(BENCHMARKS))
-    from onednn_kernels import conv_flops, parse_verbose
-
-    head = "onednn_verbose,v1,primitive,exec,cpu"
-    conv = "src:bf16::blocked:abcd::f0 wei:bf16::blocked:abcd::f0,attr-scratchpad:user,alg:convolution_direct"
-    problem = "mb128_ic32oc64_ih8oh8kh3sh1dh0ph1_iw8ow8kw3sw1dw0pw1"
-    lines = [
-        "onednn_verbose,v1,info,oneDNN v3.12.0",  # not an execution
-        f"{head},convolution,jit_bf16:avx512_core_bf16,forward_training,{conv},{problem},0.25",
-        f"{head},convolution,brg_conv_fwd:avx512_core_bf16,forward_inference,{conv},{problem},0.75",
-        f"{head},convolution,jit_bf16:avx512_core_bf16,backward_weights,{conv},{problem},1.5",
-        # oneDNN before 3.5 (PyTorch 2.4) writes no format version after the prefix
-        f"onednn_verbose,primitive,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_data,{conv},{problem},1",
-        f"{head},reorder,jit:uni,undef,src:bf16::blocked:abcd::f0 dst:bf16::blocked:aBcd16b::f0,,,128x32x8x8,0.5",
-        "ordinary program output",
-    ]
-    flops = 2 * 128 * 32 * 64 * 8 * 8 * 3 * 3  # multiply-adds of a 3x3 convolution, 32 -> 64 channels at 8x8
-    assert conv_flops(problem) == flops
-    # a stride-2 convolution: the output's 4x4 positions count, not the input's 8x8
-    assert conv_flops("mb2_ic3oc5_ih8oh4kh3sh2dh0ph1_iw8ow4kw3sw2dw0pw1") == 2 * 2 * 3 * 5 * 4 * 4 * 3 * 3
-    kinds = parse_verbose(lines, steps=2)
-    assert set(kinds) == {"convolution forward", "convolution backward_weights", "convolution backward_data", "reorder"}
-    assert kinds["convolution backward_data"] == pytest.approx({"calls": 0.5, "ms": 0.5, "gflop": flops / 2e9})
-    assert kinds["convolution forward"] == pytest.approx({"calls": 1.0, "ms": 0.5, "gflop": flops / 1e9})
-    assert kinds["convolution backward_weights"] == pytest.approx({"calls": 0.5, "ms": 0.75, "gflop": flops / 2e9})
-    assert kinds["reorder"] == pytest.approx({"calls": 0.5, "ms": 0.25, "gflop": 0.0})
-    with pytest.raises(ValueError, match="problem descriptor"):
-        conv_flops("128x32x8x8")
-
-
-def test_onednn_kernels_sees_every_convolution_of_a_bf16_training_step():
-    """The log captured from file descriptor 1 during a real bfloat16 step of the digits UNet: one forward and one
-    weight gradient per Conv2d module, input gradients for all but the first (its input needs none), and the forward
-    convolutions' arithmetic equal to what torch's FLOP counter counts for the same network."""
-    if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        pytest.skip("PyTorch sends bfloat16 convolutions to oneDNN only on CPUs with AVX-512 (or AMX, or ARM bf16)")
-    sys.path.insert(0, str(BENCHMARKS))
-    from common import counting_flops, ours_digits
-    from onednn_kernels import measure
-    from train_throughput import make_step
-
-    import ddpm_utils as du
-
-    torch.manual_seed(0)
-    net = ours_digits(channels_last=False, dropout=0.0)
-    n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
-    batch = 4
-    x, t = torch.randn(batch, 1, 8, 8), torch.zeros(batch, dtype=torch.long)
-    with torch.no_grad(), counting_flops() as counter:
-        net(x, t)
-    conv_gflop = sum(v for k, v in counter.get_flop_counts()["Global"].items() if "convolution" in str(k)) / 1e9
-    data, schedule = du.load_digits("train"), du.make_schedule("linear", 1000)
-    step, losses = make_step(net, data, schedule, batch, torch.Generator().manual_seed(0), False, bf16=True)
-    kernels = measure(step, steps=1)["kernels"]
-    assert kernels["convolution forward"]["calls"] == n_conv == 33
-    assert kernels["convolution backward_weights"]["calls"] == n_conv
-    assert kernels["convolution backward_data"]["calls"] == n_conv - 1
-    assert kernels["convolution forward"]["gflop"] == pytest.approx(conv_gflop, rel=1e-9)
-    assert all(kernels[f"convolution {d}"]["ms"] > 0 for d in ("forward", "backward_data", "backward_weights"))
-    assert len(losses) == 6 and all(math.isfinite(v) for v in losses)  # 3 warm-up steps; timed, profiled, logged
-
-
-def test_onednn_kernels_script_runs_in_miniature(tmp_path, monkeypatch, capsys):
-    """The whole script at batch 4, one step each: a table per contender and one JSON line, in a temporary folder."""
-    pytest.importorskip("diffusers")
-    if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        pytest.skip("PyTorch sends bfloat16 convolutions to oneDNN only on CPUs with AVX-512 (or AMX, or ARM bf16)")
-    sys.path.insert(0, str(BENCHMARKS))
-    import common
-    import onednn_kernels
-
-    monkeypatch.setattr(common, "RESULTS", tmp_path)
-    monkeypatch.setattr(sys, "argv", ["onednn_kernels.py", "--batch", "4", "--steps", "1"])
-    onednn_kernels.main()
-    out = capsys.readouterr().out
-    names = ("diffusers float32", "ddpm_utils float32, channels-last", "ddpm_utils bf16, contiguous")
-    for name in (*names, "ddpm_utils bf16, channels-last"):
-        assert f"{name}: step" in out, out
-    (line,) = (tmp_path / "onednn_kernels.jsonl").read_text().splitlines()
-    contenders = json.loads(line)["contenders"]
-    assert contenders["ddpm_utils bf16, contiguous"]["kernels"]["convolution backward_weights"]["calls"] == 33
 
 
 def test_recorded_lines_are_strict_json(tmp_path, monkeypatch):

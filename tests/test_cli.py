@@ -11,8 +11,6 @@ import torch
 from ddpm_utils import (
     DIGITS,
     GaussianData,
-    Guided,
-    LowPrecision,
     ddim_sample,
     dpm_solver_sample,
     load_digits,
@@ -20,6 +18,7 @@ from ddpm_utils import (
 )
 from ddpm_utils.__main__ import main
 from ddpm_utils.data import load_mnist
+from ddpm_utils.extras import Guided, LowPrecision
 from ddpm_utils.metrics import evaluate_samples
 
 # a small UNet for command-line runs of a few steps

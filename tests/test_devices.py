@@ -90,13 +90,13 @@ def test_samplers_give_the_cpu_samples_on_any_device(device, pretrained, exact_f
     gaussian = du.GaussianData.fit(du.load_digits("train"))
 
     def guided(m, d):
-        net = du.Guided(m, gaussian.denoiser(schedule), 1.25)
+        net = du.extras.Guided(m, gaussian.denoiser(schedule), 1.25)
         return du.ddim_sample(net, schedule, (4, 1, 8, 8), 10, generator=generator(2), device=d)
 
     torch.testing.assert_close(guided(on_device, device).cpu(), guided(model, "cpu"), rtol=0, atol=1e-3)
     xt, t = torch.randn(64, 1, 8, 8, generator=generator(4)), torch.arange(64) * 15
     with torch.no_grad():
-        low = du.LowPrecision(on_device)(xt.to(device), t.to(device))
+        low = du.extras.LowPrecision(on_device)(xt.to(device), t.to(device))
         full = model(xt, t)
     assert low.dtype == torch.float32 and low.device.type == device
     assert ((low.cpu() - full).norm() / full.norm()).item() < 0.02  # bfloat16's rounding: about 1% in ε̂
@@ -130,15 +130,16 @@ def test_metrics_take_samples_from_any_device(device):
     torch.testing.assert_close(class_mix(x.to(device)), class_mix(x))
 
 
-@pytest.mark.parametrize("bf16", [False, True])  # TrainConfig.bf16: the network's bfloat16 copy on the device
+@pytest.mark.parametrize("bf16", [False, True])  # extras.TrainConfig.bf16: the network's bfloat16 copy on the device
 @pytest.mark.parametrize("device", DEVICES)
 def test_training_on_a_device_takes_the_cpu_steps_and_resumes_on_the_cpu(device, bf16, tmp_path):
     data = du.load_digits("train")[:256]
-    config = du.TrainConfig(max_steps=3, batch_size=16, log_every=1, bf16=bf16)
+    config = du.extras.TrainConfig(max_steps=3, batch_size=16, log_every=1, bf16=bf16)
     trainers = {}
     for where in ("cpu", device):
         torch.manual_seed(0)  # the same initial weights
-        trainers[where] = du.Trainer(du.UNet(TINY), data, config, device=where)
+        model = du.UNet(TINY).to(where)
+        trainers[where] = du.extras.Trainer(model, du.make_schedule("linear", 1000), config, data)
         trainers[where].train(progress=False)
     on_device = trainers[device]
     assert next(on_device.model.parameters()).device.type == device
@@ -148,7 +149,7 @@ def test_training_on_a_device_takes_the_cpu_steps_and_resumes_on_the_cpu(device,
     assert len(losses) == 3 and losses == pytest.approx(cpu_losses, rel=0.03)
     path = tmp_path / "run.pt"
     on_device.save(path)
-    resumed = du.Trainer.resume(path, data, device="cpu", max_steps=4)
+    resumed = du.extras.Trainer.resume(path, data, device="cpu", max_steps=4)
     for a, b in zip(resumed.ema.parameters(), on_device.ema.parameters()):
         torch.testing.assert_close(a, b.cpu(), rtol=0, atol=0)
     resumed.train(progress=False)

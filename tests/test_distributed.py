@@ -13,12 +13,16 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from ddpm_utils import make_schedule
 from ddpm_utils.checkpoint import load_checkpoint
-from ddpm_utils.training import TrainConfig, Trainer
+from ddpm_utils.extras import TrainConfig, Trainer
 from ddpm_utils.unet import UNet, UNetConfig
 
 TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, groups=8, num_heads=2)
 CONFIGS = {name: TrainConfig(max_steps=2, batch_size=16, warmup_steps=1, optimizer=name) for name in ("adamw", "muon")}
+
+
+LINEAR = make_schedule("linear", 1000)
 
 
 def _data():
@@ -36,7 +40,7 @@ def _worker(rank, world, port, out_dir, cfg):
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    trainer = Trainer(UNet(TINY), _data(), cfg)
+    trainer = Trainer(UNet(TINY), LINEAR, cfg, _data())
     trainer.train(max_steps=1, progress=False, checkpoint_path=os.path.join(out_dir, "ddp.pt"))
     trainer.train(progress=False)  # a second step: the first moves only the zero-initialised output layer
     torch.save([p.detach().clone() for p in trainer.model.parameters()], os.path.join(out_dir, f"rank{rank}.pt"))
@@ -47,7 +51,7 @@ def _worker(rank, world, port, out_dir, cfg):
 def test_two_ranks_equal_one_process_with_double_batch(tmp_path, optimizer):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), CONFIGS[optimizer]), nprocs=2, join=True)
     torch.manual_seed(0)
-    single = Trainer(UNet(TINY), _data(), CONFIGS[optimizer])
+    single = Trainer(UNet(TINY), LINEAR, CONFIGS[optimizer], _data())
     single.train(progress=False)
     for rank in range(2):
         ddp_params = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
@@ -67,7 +71,7 @@ def _timed_worker(rank, world, port, out_dir):
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=20))
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    trainer = Trainer(UNet(TINY), _data(), TrainConfig(max_steps=10**6, batch_size=16, warmup_steps=1))
+    trainer = Trainer(UNet(TINY), LINEAR, TrainConfig(max_steps=10**6, batch_size=16, warmup_steps=1), _data())
     if rank == 1:
         time.sleep(1.0)  # the ranks' clocks now differ by a second, as they do when one starts late
     trainer.train(max_minutes=0.05, progress=False)

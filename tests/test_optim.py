@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ddpm_utils import DIGITS, UNet
-from ddpm_utils.optim import NS_COEFFICIENTS, MuonAdamW, muon_parameter_groups, newton_schulz
+from ddpm_utils.extras.optim import NS_COEFFICIENTS, MuonAdamW, muon_parameter_groups, newton_schulz
 
 
 @pytest.mark.parametrize("shape", [(16, 40), (40, 16), (32, 288)])

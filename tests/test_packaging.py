@@ -132,7 +132,7 @@ def test_every_documented_library_name_exists(documented_texts):
     names, fields = set(), set()
     for where, text in documented_texts.items():
         names |= {(where, m) for m in re.findall(r"\b(?:du|ddpm_utils)((?:\.[A-Za-z_]\w*)+)", text)}
-        fields |= {(where, *m) for m in re.findall(r"\b(TrainConfig|UNetConfig)\((\w+)=", text)}
+        fields |= {(where, *m) for m in re.findall(r"\b((?:extras\.)?TrainConfig|UNetConfig)\((\w+)=", text)}
     for where, dotted in names:
         obj = du
         for part in dotted.strip(".").split("."):
@@ -142,5 +142,6 @@ def test_every_documented_library_name_exists(documented_texts):
                 assert hasattr(obj, "__path__"), f"{where} names ddpm_utils{dotted}, which does not exist"
                 obj = importlib.import_module(f"{obj.__name__}.{part}")
     for where, cls, field in fields:
-        assert field in {f.name for f in dataclasses.fields(getattr(du, cls))}, f"{where}: {cls}({field}=...)"
+        config = du.extras.TrainConfig if cls == "extras.TrainConfig" else getattr(du, cls)
+        assert field in {f.name for f in dataclasses.fields(config)}, f"{where}: {cls}({field}=...)"
     assert len(names) >= 30 and len(fields) >= 4, (len(names), len(fields))

@@ -6,19 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddpm_utils.unet import (
-    DDPM_CIFAR10,
-    DIGITS,
-    SMALL_ATTENTION,
-    Attention,
-    Dropout,
-    MLPDenoiser,
-    UNet,
-    UNetConfig,
-    attention,
-    dropout,
-    timestep_embedding,
-)
+from ddpm_utils.unet import DDPM_CIFAR10, DIGITS, Attention, MLPDenoiser, UNet, UNetConfig, timestep_embedding
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from common import diffusers_cifar, diffusers_digits, flops_per_training_image  # noqa: E402  (benchmarks' own)
@@ -110,66 +98,6 @@ def test_attention_matches_naive_softmax():
     torch.testing.assert_close(attn(x), x + attn.proj(out), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("positions", [16, SMALL_ATTENTION, 256])  # explicit product / fused kernel
-def test_attention_both_paths_match_float64_softmax_with_gradients(positions, monkeypatch):
-    fused_calls = []
-    fused = torch.nn.functional.scaled_dot_product_attention
-    monkeypatch.setattr(
-        torch.nn.functional, "scaled_dot_product_attention", lambda *a, **k: fused_calls.append(1) or fused(*a, **k)
-    )
-    torch.manual_seed(3)
-    q, k, v = (torch.randn(4, 2, positions, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    ref = torch.einsum("bhij,bhjd->bhid", torch.softmax(torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(8), -1), v)
-    grads_ref = torch.autograd.grad(ref.square().sum(), (q, k, v))
-    q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
-    out = attention(q32, k32, v32)
-    grads = torch.autograd.grad(out.square().sum(), (q32, k32, v32))
-    assert len(fused_calls) == (positions > SMALL_ATTENTION)  # the path the docstring promises was taken
-    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
-    for g, g_ref in zip(grads, grads_ref):
-        torch.testing.assert_close(g.double(), g_ref, rtol=1e-4, atol=1e-4)
-
-
-def test_attention_in_bfloat16_takes_its_softmax_in_float32():
-    """bfloat16 in, bfloat16 out, and as close to a float64 softmax as bfloat16 inputs allow (the softmax itself is
-    not rounded to bfloat16: the error is that of rounding q, k, v and the two products)."""
-    torch.manual_seed(4)
-    q, k, v = (torch.randn(64, 8, 16, 8, dtype=torch.float64) for _ in range(3))
-    ref = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), -1) @ v
-    out = attention(*(t.bfloat16() for t in (q, k, v)))
-    assert out.dtype == torch.bfloat16
-    err = ((out.double() - ref).norm() / ref.norm()).item()
-    assert 1e-4 < err < 1e-2  # rounded (bfloat16 ran), but only by about bfloat16's 2^-8 per operand
-
-
-@pytest.mark.parametrize("p", [0.1, 0.5])
-def test_dropout_has_the_distribution_of_torch_dropout(p):
-    """Each activation is zeroed with probability p (binomial bounds, against F.dropout's own rate on the same
-    tensor), survivors are scaled by exactly 1/(1-p), the gradient is the same mask, the layout is kept; identity
-    in eval mode or at p = 0."""
-    torch.manual_seed(5)
-    x = (torch.rand(128, 32, 8, 8) + 0.5).contiguous(memory_format=torch.channels_last).requires_grad_()
-    y = dropout(x, p, training=True)
-    dropped = (y == 0).float().mean().item()
-    reference = (torch.nn.functional.dropout(x, p, training=True) == 0).float().mean().item()
-    bound = 5 * (p * (1 - p) / x.numel()) ** 0.5
-    assert abs(dropped - p) < bound and abs(reference - p) < bound
-    kept = y != 0
-    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
-    y.backward(torch.ones_like(y))
-    torch.testing.assert_close(x.grad, (y != 0).float() / (1 - p))
-    assert y.is_contiguous(memory_format=torch.channels_last)
-    assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
-    layer = Dropout(p)
-    assert layer.eval()(x) is x and (layer.train()(x) == 0).any()
-    assert dropout(x.detach().bfloat16(), p, training=True).dtype == torch.bfloat16
-    for bad in (-0.1, 1.0):  # a negative p would silently scale every activation; p = 1 divides by zero
-        with pytest.raises(ValueError, match=r"dropout probability must lie in \[0, 1\)"):
-            dropout(x, bad, training=True)
-        with pytest.raises(ValueError, match="dropout probability"):
-            Dropout(bad)
-
-
 def test_channels_last_gives_same_output():
     torch.manual_seed(2)
     model = UNet(TINY)
@@ -188,7 +116,7 @@ def test_bad_inputs_and_configs():
         model(torch.zeros(2, 3, 8, 8), t)
     with pytest.raises(ValueError, match="divisible by 2"):
         model(torch.zeros(2, 1, 9, 9), t)
-    with pytest.raises(TypeError, match="floating-point"):
+    with pytest.raises(ValueError, match="floating-point"):
         model(torch.zeros(2, 1, 8, 8, dtype=torch.long), t)
     with pytest.raises(TypeError, match="x is torch.float64 but the network's weights are torch.float32"):
         model(torch.zeros(2, 1, 8, 8, dtype=torch.float64), t)
@@ -273,3 +201,38 @@ def test_with_diffusers_weights_and_embedding_it_is_diffusers_network(config, pe
     assert want.abs().mean() > 0.1  # diffusers does not zero its output layer: a real output to compare
     torch.testing.assert_close(got, want, rtol=0, atol=2e-5)
     assert (other - want).abs().max() > 1e-2  # the embedding is the one difference left, and it shows
+
+
+def test_label_embedding_adds_to_the_timestep_embedding_and_none_is_the_null_label():
+    """With num_classes K the UNet has K + 1 label entries; model(x, t) equals model(x, t, y=K) (the "no label"
+    entry), labels change the output, and an unconditional UNet refuses labels. The rest of the network's
+    parameters keep their names, so unconditional checkpoints load unchanged."""
+    config = dataclasses.replace(TINY, num_classes=3, zero_init_blocks=False)
+    torch.manual_seed(0)
+    model = UNet(config).eval()
+    with torch.no_grad():
+        model.conv_out.weight.normal_(0, 0.1)
+    assert model.label_emb.weight.shape == (4, 4 * TINY.base_channels)
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 10, 500, 999])
+    with torch.no_grad():
+        unlabelled, null = model(x, t), model(x, t, torch.full((4,), 3))
+        labelled = model(x, t, torch.tensor([0, 1, 2, 0]))
+    torch.testing.assert_close(unlabelled, null, rtol=0, atol=0)
+    assert (labelled - unlabelled).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="no label embedding"):
+        UNet(TINY)(x, t, torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="y must be a LongTensor"):
+        model(x, t, torch.zeros(4))
+    assert set(UNet(config).state_dict()) - set(UNet(TINY).state_dict()) == {"label_emb.weight"}
+
+
+def test_learn_sigma_doubles_the_output_channels():
+    for channels in (1, 3):
+        model = UNet(dataclasses.replace(TINY, in_channels=channels, learn_sigma=True))
+        out = model(torch.randn(2, channels, 8, 8), torch.tensor([1, 2]))
+        assert out.shape == (2, 2 * channels, 8, 8)
+    assert UNetConfig.from_dict(dataclasses.replace(TINY, learn_sigma=True, num_classes=10).to_dict()).num_classes == 10
+    with pytest.raises(TypeError, match="learn_sigma"):
+        UNetConfig(learn_sigma="yes")
+    with pytest.raises(ValueError, match="num_classes"):
+        UNetConfig(num_classes=0)
