@@ -2,8 +2,13 @@
 # make test        create .venv (if needed) and run every test, notebooks included
 # make notebooks   re-execute every notebook in place, in order, storing the outputs
 # make lint        ruff (package, tests, notebooks) and the notebook hygiene check
+# make html        the chapters with their stored outputs as static pages, build/html/index.html, readable offline
+#                  (nbconvert's lab template, as JupyterLab's own export; MathJax and the player's icons copied beside)
+# make browser     only the browser tests: each chapter opened in JupyterLab and each page of the HTML build, in
+#                  headless Chromium (Debian: apt-get install chromium); make test runs them too
 # make pretrained  retrain ddpm_utils/checkpoints/digits.pt
 # make bench       run the benchmark scripts
+# make figures     redraw the README's pictures (docs/*.png) from the shipped model
 # make test-lowest every test with each dependency at the lowest version pyproject.toml allows, in .venv-lowest
 #                  (e.g. PYTHON=python3.10; on Linux, LOWEST_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 #                  takes PyTorch's small CPU build)
@@ -21,7 +26,7 @@ JUPYTER_ARGS ?=
 LOWEST_PIP_ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: course test test-lowest notebooks lint pretrained bench clean-venv
+.PHONY: course test test-lowest notebooks lint html browser pretrained bench figures clean-venv
 
 $(BIN)/.installed-%: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +55,12 @@ lint: $(BIN)/.installed-test
 	$(BIN)/ruff format --check ddpm_utils tests benchmarks notebooks tools
 	$(BIN)/python tools/notebook_hygiene.py --check
 
+html: $(BIN)/.installed-test
+	$(BIN)/python tools/build_html.py
+
+browser: $(BIN)/.installed-test
+	$(BIN)/python -m pytest tests/test_browser.py
+
 notebooks: $(BIN)/.installed-test
 	$(BIN)/python tools/run_notebooks.py
 
@@ -59,6 +70,9 @@ pretrained: $(BIN)/.installed-test
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python benchmarks/run_all.py
+
+figures: $(BIN)/.installed-test
+	$(BIN)/python tools/make_figures.py
 
 clean-venv:
 	rm -rf $(VENV)

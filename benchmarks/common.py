@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ddpm_utils._checks import json_numbers
 from ddpm_utils.data import load_digits
+from ddpm_utils.extras.cli import json_numbers
 from ddpm_utils.training import training_losses
 from ddpm_utils.unet import DIGITS, UNet
 

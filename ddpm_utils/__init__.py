@@ -4,7 +4,7 @@ from . import exercises, extras, metrics, plotting
 from ._requirements import MIN_TORCH  # refuses an older PyTorch
 from .analytic import GaussianData, GaussianMixture
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .data import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range
+from .data import DIGITS_LEVELS, from_model_range, load_digits, load_toy, to_model_range
 from .elbo import (
     bits_per_dim,
     decoder_nll,

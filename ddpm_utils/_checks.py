@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -53,16 +51,3 @@ def share_beyond(x: torch.Tensor, bound: float) -> float:
 def non_finite_rows(x: torch.Tensor) -> int:
     """How many rows of x (samples along its first dimension) hold a NaN or an infinity."""
     return int((~torch.isfinite(x.detach().reshape(len(x), -1)).all(dim=1)).sum()) if x.numel() else 0
-
-
-def json_numbers(value, ndigits: int | None = None):
-    """`value` (dicts, lists, tuples, numbers) ready for strict JSON: every NaN or infinity (an undefined score,
-    say) as None, since Python's json would write a bare NaN, which JSON readers refuse; floats rounded to
-    `ndigits` when given."""
-    if isinstance(value, dict):
-        return {k: json_numbers(v, ndigits) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_numbers(v, ndigits) for v in value]
-    if isinstance(value, float):
-        return None if not math.isfinite(value) else value if ndigits is None else round(value, ndigits)
-    return value

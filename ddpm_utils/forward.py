@@ -35,10 +35,7 @@ def randn(
 ) -> torch.Tensor:
     """Standard normal noise of `shape` on `device`, drawn from `generator` on the generator's own device.
 
-    `torch.randn` refuses a generator of another kind of device ("Expected a 'cuda' device type for
-    generator but found 'cpu'"); here a CPU generator serves a GPU tensor too: the numbers are drawn on
-    the CPU and moved, so one seed gives the same noise, and the same samples up to the network's
-    arithmetic, on a CPU and on a GPU. A generator on the target device draws there directly.
+    So a CPU generator serves a GPU tensor too (torch.randn refuses it): one seed, the same noise on any device.
     """
     device = None if device is None else torch.device(device)
     if generator is None or device is None or generator.device.type == device.type:
@@ -46,20 +43,22 @@ def randn(
     return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
 
 
-def _noise_like(x: torch.Tensor, noise: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
-    if noise is None:
+def _eps_like(x: torch.Tensor, eps: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    if eps is None:
         return randn(x.shape, generator, x.device, x.dtype)
-    check_float_tensor(noise, "noise")
-    check_same_shape(x, noise, "x", "noise")
-    return noise
+    check_float_tensor(eps, "eps")
+    check_same_shape(x, eps, "x", "eps")
+    return eps
 
 
 def q_step_sample(
     schedule: Schedule,
     x_prev: torch.Tensor,
     t: torch.Tensor,
-    noise: torch.Tensor | None = None,
+    eps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    *,
+    noise: torch.Tensor | None = None,  # eps's former name, still accepted
 ) -> torch.Tensor:
     """Sample x_t ~ q(x_t | x_{t-1}), one step of the chain. [DDPM Eq. 2]
 
@@ -69,7 +68,7 @@ def q_step_sample(
     Returns: x_t (B, ...).
     """
     check_float_tensor(x_prev, "x_prev")
-    eps = _noise_like(x_prev, noise, generator)
+    eps = _eps_like(x_prev, eps if noise is None else noise, generator)
     return gather(schedule.alphas.sqrt(), t, x_prev) * x_prev + gather(schedule.betas.sqrt(), t, x_prev) * eps
 
 
@@ -90,18 +89,20 @@ def q_sample(
     schedule: Schedule,
     x0: torch.Tensor,
     t: torch.Tensor,
-    noise: torch.Tensor | None = None,
+    eps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    *,
+    noise: torch.Tensor | None = None,  # eps's former name, still accepted
 ) -> torch.Tensor:
     """Sample x_t ~ q(x_t | x_0) in closed form. [DDPM Eq. 4]
 
     x_t = sqrt(ᾱ_t) * x_0 + sqrt(1 - ᾱ_t) * ε,  ε ~ N(0, I)
 
-    Args: x0 (B, ...); t (B,) 0-based; noise ε (B, ...) or None to draw it from `generator`.
+    Args: x0 (B, ...); t (B,) 0-based; eps ε (B, ...), or None to draw it from `generator`.
     Returns: x_t (B, ...).
     """
     check_float_tensor(x0, "x0")
-    eps = _noise_like(x0, noise, generator)
+    eps = _eps_like(x0, eps if noise is None else noise, generator)
     return gather(schedule.sqrt_alpha_bars, t, x0) * x0 + gather(schedule.sqrt_one_minus_alpha_bars, t, x0) * eps
 
 

@@ -73,7 +73,7 @@ class DigitsClassifier(nn.Module):
 
 
 def train_digits_classifier(epochs: int = 30, seed: int = 0) -> DigitsClassifier:
-    """Train the classifier on the train split with light shift augmentation (seeded, ~10 s on 2 cores)."""
+    """Train the classifier on the train split with light shift augmentation (seeded)."""
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -137,16 +137,7 @@ def _zero(module: nn.Module) -> nn.Module:
 class ResBlock(nn.Module):
     """GroupNorm → SiLU → conv → (+ timestep) → GroupNorm → SiLU → dropout → conv, plus a skip."""
 
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        emb_dim: int,
-        dropout: float,
-        groups: int,
-        scale_shift: bool,
-        zero_init: bool = True,
-    ):
+    def __init__(self, in_ch, out_ch, emb_dim, dropout: float, groups: int, scale_shift: bool, zero_init=True):
         super().__init__()
         self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(groups, in_ch)

@@ -240,3 +240,66 @@ def test_recorded_lines_are_strict_json(tmp_path, monkeypatch):
     record("check", {"fd": 12.5, "cells": {"a": [1.0, math.nan], "b": (math.inf, 2)}}, tmp_path)
     line = json.loads((tmp_path / "check.jsonl").read_text(), parse_constant=refuse)
     assert line["fd"] == 12.5 and line["cells"] == {"a": [1.0, None], "b": [None, 2]} and "date" in line
+
+
+def _run_script(module_name: str, argv: list[str], tmp_path, monkeypatch) -> dict:
+    """Run a benchmark script's main() with `argv`, its JSON line going to tmp_path; returns that line."""
+    sys.path.insert(0, str(BENCHMARKS))
+    import importlib
+
+    import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", [f"{module_name}.py", *argv])
+    importlib.import_module(module_name).main()
+    (line,) = (tmp_path / f"{module_name}.jsonl").read_text().splitlines()
+    return json.loads(line)
+
+
+def test_sample_throughput_runs_in_miniature_with_its_bf16_checks(tmp_path, monkeypatch):
+    pytest.importorskip("diffusers")
+    payload = _run_script("sample_throughput", ["--batch", "8", "--rounds", "1", "--bf16"], tmp_path, monkeypatch)
+    assert set(payload["evals_per_s"]) == set(payload["ddim50_s"]) and len(payload["evals_per_s"]) == 5
+    assert all(v > 0 for v in payload["evals_per_s"].values())
+    errors = payload["checks"]["eps_relative_error_bf16"]
+    assert all(1e-4 < e < 5e-2 for e in errors.values()), errors  # rounded to bfloat16, not broken
+
+
+def test_train_throughput_runs_in_miniature(tmp_path, monkeypatch):
+    pytest.importorskip("diffusers")
+    argv = ["--batch", "8", "--steps", "2", "--rounds", "1"]
+    payload = _run_script("train_throughput", argv, tmp_path, monkeypatch)
+    assert payload["ratio_vs_diffusers"]["diffusers UNet2DModel"] == 1.0 and len(payload["images_per_s"]) == 3
+
+
+@pytest.mark.filterwarnings("ignore:.*off course:UserWarning")
+def test_sampler_steps_runs_in_miniature_on_the_shipped_model(tmp_path, monkeypatch):
+    argv = ["--minutes", "0", "--n", "20", "--seeds", "7"]
+    payload = _run_script("sampler_steps", argv, tmp_path, monkeypatch)
+    oracle = {r["sampler"]: r["rms_error"] for r in payload["oracle"]}
+    assert oracle["dpm-solver-20"] < oracle["ddim-20"] / 4  # second order against first, on the exact ODE
+    assert {r["model"] for r in payload["rows"]} == {"shipped checkpoint"}
+
+
+def test_scaling_child_reports_a_rate_and_the_peak_memory():
+    sys.path.insert(0, str(BENCHMARKS))
+    from scaling import run
+
+    result = run(8, 64)
+    assert result["size"] == 8 and result["batch"] == 64 and result["images_per_s"] > 0 and result["peak_rss_mb"] > 50
+
+
+def test_notebook_times_runs_copies_and_leaves_the_notebooks_alone(tmp_path, monkeypatch):
+    import nbformat
+
+    sys.path.insert(0, str(BENCHMARKS))
+    import notebook_times
+
+    tiny = tmp_path / "nb" / "00_tiny.ipynb"
+    tiny.parent.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1 + 1")]), tiny)
+    before = tiny.read_bytes()
+    monkeypatch.setattr(notebook_times, "NOTEBOOKS", [tiny])
+    payload = _run_script("notebook_times", [], tmp_path, monkeypatch)
+    assert list(payload["seconds"]) == ["00_tiny.ipynb"] and payload["total"] > 0
+    assert tiny.read_bytes() == before

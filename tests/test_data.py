@@ -4,8 +4,9 @@ import sys
 import pytest
 import torch
 
-from ddpm_utils import DIGITS_LEVELS, from_model_range, load_dataset, load_digits, load_toy, to_model_range
-from ddpm_utils.data import load_cifar10, load_mnist, toy_gaussian_mixture
+from ddpm_utils import DIGITS_LEVELS, from_model_range, load_digits, load_toy, to_model_range
+from ddpm_utils.data import toy_gaussian_mixture
+from ddpm_utils.extras.datasets import load_cifar10, load_dataset, load_mnist
 
 
 def test_digits_split_is_fixed_disjoint_and_complete():

@@ -16,7 +16,7 @@ import torch
 from conftest import generator
 
 import ddpm_utils as du
-from ddpm_utils.__main__ import main
+from ddpm_utils.extras.cli import main
 from ddpm_utils.forward import randn
 from ddpm_utils.metrics import class_mix, evaluate_samples, nearest_neighbour_check
 

@@ -147,7 +147,7 @@ def test_bad_inputs():
     t = torch.tensor([0, 1])
     with pytest.raises(TypeError, match="x0 must be a floating-point tensor"):
         q_sample(s, torch.zeros(2, 3, dtype=torch.long), t)
-    with pytest.raises(ValueError, match="noise must have the shape of x"):
+    with pytest.raises(ValueError, match="eps must have the shape of x"):
         q_sample(s, x0, t, noise=torch.zeros(2, 4))
     with pytest.raises(ValueError, match="xt must have the shape of x0"):
         q_posterior_mean_variance(s, x0, torch.zeros(3, 3), t)

@@ -89,9 +89,8 @@ def test_lowest_requirements_pin_each_floor_of_pyproject():
 
 def test_an_installed_copy_carries_the_shipped_checkpoints(tmp_path):
     """`pip install .` (not -e) or a wheel: the package alone holds the pretrained digits model and the classifier
-    behind FD_digits, and a copy installed elsewhere and imported away from the repository loads both (before
-    session 22 they lay outside the package: load_pretrained failed there and FD_digits used a retrained
-    classifier). Built from a copy of the sources, so that the build leaves nothing in the repository."""
+    behind FD_digits, and a copy installed elsewhere and imported away from the repository loads both. Built from a
+    copy of the sources, so that the build leaves nothing in the repository."""
     src = tmp_path / "src"
     shutil.copytree(ROOT / "ddpm_utils", src / "ddpm_utils", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
