@@ -68,8 +68,8 @@ notebooks: $(BIN)/.installed-test
 pretrained: $(BIN)/.installed-test
 	$(BIN)/python -m ddpm_utils train --steps 5000 --seed 0 --overwrite --out runs/digits_full.pt
 	$(BIN)/python -m ddpm_utils export runs/digits_full.pt ddpm_utils/checkpoints/digits.pt
-	$(BIN)/python -m ddpm_utils.pretrain_variants cond --steps 1000 --seed 0 --out ddpm_utils/checkpoints/digits_cond.pt
-	$(BIN)/python -m ddpm_utils.pretrain_variants hybrid --steps 1000 --seed 0 --out ddpm_utils/checkpoints/digits_hybrid.pt
+	$(BIN)/python -m ddpm_utils.pretrain_variants cond --steps 5000 --seed 0 --out ddpm_utils/checkpoints/digits_cond.pt
+	$(BIN)/python -m ddpm_utils.pretrain_variants hybrid --steps 5000 --seed 0 --out ddpm_utils/checkpoints/digits_hybrid.pt
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python benchmarks/run_all.py

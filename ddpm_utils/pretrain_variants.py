@@ -3,8 +3,8 @@
 * digits-cond: class-conditional, label dropout p_uncond = 0.1 (`conditional.LabelDropoutLoss`);
 * digits-hybrid: learned variances, trained on L_hybrid (`learned_variance.HybridLoss`, 17 levels).
 
-    python -m ddpm_utils.pretrain_variants cond --steps 1000 --out ddpm_utils/checkpoints/digits_cond.pt
-    python -m ddpm_utils.pretrain_variants hybrid --steps 1000 --out ddpm_utils/checkpoints/digits_hybrid.pt
+    python -m ddpm_utils.pretrain_variants cond --steps 5000 --out ddpm_utils/checkpoints/digits_cond.pt
+    python -m ddpm_utils.pretrain_variants hybrid --steps 5000 --out ddpm_utils/checkpoints/digits_hybrid.pt
 
 Each runs `Trainer(model, schedule, config, data, labels, loss_fn)` (batch 128, AdamW at 2e-3 with warm-up and cosine
 decay, EMA) and writes a sampling checkpoint: the EMA weights, as `python -m ddpm_utils export` does.
@@ -39,12 +39,17 @@ def digits_unet(num_classes: int | None = None, learn_sigma: bool = False) -> nn
     return UNet(dataclasses.replace(DIGITS, num_classes=num_classes, learn_sigma=learn_sigma))
 
 
-def train_variant(name: str, out, steps: int = 1000, seed: int = 0, p_uncond: float = 0.1) -> None:
-    """Train the `name` variant ('cond' or 'hybrid') and write its sampling checkpoint (EMA weights) to `out`."""
+def train_variant(
+    name: str, out, steps: int = 5000, seed: int = 0, p_uncond: float = 0.1, device: str = "cpu"
+) -> None:
+    """Train the `name` variant ('cond' or 'hybrid') and write its sampling checkpoint (EMA weights) to `out`.
+
+    The random draws (weights, batches, label dropout) come from CPU generators, so `device` changes only the
+    floating-point rounding, not the run."""
     check_writable(out)
     config = TrainConfig(max_steps=steps, seed=seed)
     torch.manual_seed(seed)  # the initial weights and the dropout masks
-    model = digits_unet(**RECIPES[name])
+    model = digits_unet(**RECIPES[name]).to(device)
     schedule = make_schedule("linear", 1000)
     data, labels = load_digits("train", return_labels=True)
     if name == "cond":
@@ -56,7 +61,7 @@ def train_variant(name: str, out, steps: int = 1000, seed: int = 0, p_uncond: fl
     state = trainer.state_dict()
     slim = {k: state[k] for k in ("step", "model_config", "schedule", "data_shape") if k in state}
     slim["train_config"] = {**state["train_config"], "variant": name, **variant}
-    slim["model"] = state["ema"]
+    slim["model"] = {k: v.cpu() for k, v in state["ema"].items()}  # a CPU file, wherever it was trained
     save_checkpoint(slim, out)
     last = f"; last logged loss {trainer.history['loss'][-1]:.4f}" if trainer.history["loss"] else ""
     print(f"trained {trainer.step} steps{last}; wrote {out}")
@@ -66,11 +71,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m ddpm_utils.pretrain_variants", description=__doc__.split("\n")[0])
     p.add_argument("variant", choices=sorted(RECIPES))
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--p-uncond", type=float, default=0.1, help="cond only: the share of labels dropped")
+    p.add_argument("--device", default="cpu", help="where to train, e.g. 'cuda'")
     args = p.parse_args(argv)
-    train_variant(args.variant, args.out, args.steps, args.seed, args.p_uncond)
+    train_variant(args.variant, args.out, args.steps, args.seed, args.p_uncond, args.device)
     return 0
 
 

@@ -30,7 +30,7 @@ def load_pretrained(name: str = "digits") -> tuple[torch.nn.Module, Schedule]:
     return model, schedule
 
 
-# ---- the class-conditional and learned-variance variants (cond, issue 35) ------------------------------------------
+# ---- the class-conditional and learned-variance variants ----
 # digits-cond: class-conditional, label dropout p_uncond = 0.1; digits-hybrid: learned variances, trained on L_hybrid.
 # Both trained by `python -m ddpm_utils.pretrain_variants` (Makefile: `make pretrained`).
 PRETRAINED["digits-cond"] = PRETRAINED["digits"].with_name("digits_cond.pt")
