@@ -1,4 +1,4 @@
-"""The shipped variants against their targets (issue 35):
+"""The shipped variants against their targets:
 
 * digits-cond: with classifier-free guidance at each w, 1,000 samples (100 per class): the share the shipped digits
   classifier assigns to the requested label; at w = 0, with labels drawn from the training digits' class mix,

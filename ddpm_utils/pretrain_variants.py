@@ -39,9 +39,7 @@ def digits_unet(num_classes: int | None = None, learn_sigma: bool = False) -> nn
     return UNet(dataclasses.replace(DIGITS, num_classes=num_classes, learn_sigma=learn_sigma))
 
 
-def train_variant(
-    name: str, out, steps: int = 5000, seed: int = 0, p_uncond: float = 0.1, device: str = "cpu"
-) -> None:
+def train_variant(name: str, out, steps: int = 5000, seed: int = 0, p_uncond: float = 0.1, device: str = "cpu") -> None:
     """Train the `name` variant ('cond' or 'hybrid') and write its sampling checkpoint (EMA weights) to `out`.
 
     The random draws (weights, batches, label dropout) come from CPU generators, so `device` changes only the

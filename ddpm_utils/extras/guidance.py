@@ -12,12 +12,15 @@ __all__ = ["Guided"]
 class Guided(torch.nn.Module):
     """`guide(x_t, t) + w · (model(x_t, t) - guide(x_t, t))`: a network steered away from a worse model.
 
-    Autoguidance [Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"]: where
-    the network and a weaker model of the same data disagree, the disagreement points to what the
-    weaker one misses, and w > 1 moves further that way. In scores, the result is
-    ∇log p_θ + (w - 1) ∇log(p_θ / p_guide); classifier-free guidance is the case where the weaker
-    model is the unconditional one. Here the weaker model is usually `GaussianData.fit(train)`'s
-    optimal denoiser: what the network has learned beyond the data's mean and covariance is amplified.
+    Autoguidance [Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"]: the
+    guide is a weaker version of the *same* model (smaller, or trained for less), whose errors are of
+    the same kind as the network's, only larger. Where the two disagree, the disagreement points along
+    those errors, and w > 1 moves further away from them; Karras et al. report that a guide degraded in
+    a different way does not help. At each t the combined score is ∇log p_θ + (w - 1) ∇log(p_θ / p_guide);
+    guiding at every t does not make the sampler draw from p_θ^w p_guide^(1-w). Classifier-free
+    guidance is the case where the weaker model is the unconditional one. `GaussianData.fit(train)`'s
+    optimal denoiser can serve as a guide too, but that is not autoguidance: the Gaussian fit's errors
+    are not the network's, and guiding by it trades the samples' variety for their fidelity.
     w = 1 is the network alone, w = 0 the guide alone. Both outputs must use the same
     parameterisation ('eps', 'x0' or 'v'); the combination then means the same in all three, because
     the conversions between them are affine in the output at fixed (x_t, t) and the weights sum to 1.
