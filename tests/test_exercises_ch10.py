@@ -23,3 +23,13 @@ def test_10_1_first_order_step():
 
     assert not exercises.check("10.1", sign_slip)
     assert not exercises.check("10.1", lambda x_s, x0, s, u: x0)  # jumping to x̂0
+
+
+def test_10_2_two_m():
+    def right(x0_s, x0_prev, h, h_prev):
+        return (1 + h / (2 * h_prev)) * x0_s - h / (2 * h_prev) * x0_prev
+
+    assert exercises.check("10.2", right)
+    assert not exercises.check("10.2", lambda x0_s, x0_prev, h, h_prev: 1.5 * x0_s - 0.5 * x0_prev)  # r = 1 always
+    assert not exercises.check("10.2", lambda x0_s, x0_prev, h, h_prev: right(x0_s, x0_prev, h_prev, h))  # r inverted
+    assert not exercises.check("10.2", lambda x0_s, x0_prev, h, h_prev: x0_s)  # first order
