@@ -1,4 +1,4 @@
-"""Train the two shipped variants of the digits model, with the shipped model's recipe except for the length:
+"""Train the two shipped variants of the digits model with the shipped model's recipe (5,000 steps, the default):
 
 * digits-cond: class-conditional, label dropout p_uncond = 0.1 (`conditional.LabelDropoutLoss`);
 * digits-hybrid: learned variances, trained on L_hybrid (`learned_variance.HybridLoss`, 17 levels).
