@@ -6,8 +6,8 @@
 #                  (nbconvert's lab template, as JupyterLab's own export; MathJax and the player's icons copied beside)
 # make browser     only the browser tests: each chapter opened in JupyterLab and each page of the HTML build, in
 #                  headless Chromium (Debian: apt-get install chromium); make test runs them too
-# make pretrained  retrain ddpm_utils/checkpoints/digits.pt, digits_cond.pt (class-conditional) and digits_hybrid.pt
-#                  (learned variances)
+# make pretrained  retrain ddpm_utils/checkpoints/digits.pt, digits_cond.pt (class-conditional), digits_hybrid_eps.pt
+#                  (learned variances) and digits_hybrid.pt (learned variances, a mean that knows the pixel levels)
 # make bench       run the benchmark scripts
 # make figures     redraw the README's pictures (docs/*.png) from the shipped model
 # make test-lowest every test with each dependency at the lowest version pyproject.toml allows, in .venv-lowest
@@ -69,6 +69,7 @@ pretrained: $(BIN)/.installed-test
 	$(BIN)/python -m ddpm_utils train --steps 5000 --seed 0 --overwrite --out runs/digits_full.pt
 	$(BIN)/python -m ddpm_utils export runs/digits_full.pt ddpm_utils/checkpoints/digits.pt
 	$(BIN)/python -m ddpm_utils.pretrain_variants cond --steps 5000 --seed 0 --out ddpm_utils/checkpoints/digits_cond.pt
+	$(BIN)/python -m ddpm_utils.pretrain_variants hybrid-eps --steps 5000 --seed 0 --out ddpm_utils/checkpoints/digits_hybrid_eps.pt
 	$(BIN)/python -m ddpm_utils.pretrain_variants hybrid --steps 5000 --seed 0 --out ddpm_utils/checkpoints/digits_hybrid.pt
 
 bench: $(BIN)/.installed-test

@@ -3,8 +3,9 @@
 * digits-cond: with classifier-free guidance at each w, 1,000 samples (100 per class): the share the shipped digits
   classifier assigns to the requested label; at w = 0, with labels drawn from the training digits' class mix,
   FD_digits against the test split beside the unconditional shipped model's, over seeds.
-* digits-hybrid: the test-set bound in bits/dim (every test digit, one x_t per t) beside the L_simple model's with
-  σ² = β̃, and FD_digits of both with ancestral sampling on 1,000 and on 50 respaced steps.
+* digits-hybrid (learned variances, a mean that knows the pixel levels) and digits-hybrid-eps (learned variances, ε̂ as
+  in Improved DDPM): the test-set bound in bits/dim (every test digit, one x_t per t) beside the L_simple model's with
+  σ² = β̃, and FD_digits of the three with ancestral sampling on 1,000 and on 50 respaced steps.
 
     python benchmarks/variants.py [--seeds 3] [--n 1000] [--skip-bound] [--skip-1000]
 """
@@ -63,17 +64,19 @@ def conditional(args) -> dict:
 
 def hybrid(args) -> dict:
     model, schedule = du.load_pretrained("digits-hybrid")
+    eps_model, _ = du.load_pretrained("digits-hybrid-eps")
     plain, _ = du.load_pretrained("digits")
     test = du.load_digits("test")
     out = {}
+    nets = (("hybrid", model), ("hybrid_eps", eps_model), ("simple_beta_tilde", FixedVariance(plain, 0.0)))
     if not args.skip_bound:
-        for name, net in (("hybrid", model), ("simple_beta_tilde", FixedVariance(plain, 0.0))):
+        for name, net in nets:
             with torch.no_grad():
                 b = nll_bound_learned(net, schedule, test, du.DIGITS_LEVELS, torch.Generator().manual_seed(0))
             out[f"bpd_{name}"] = du.bits_per_dim(b["total"], test).mean().item()
             print(f"bound, {name}: {out[f'bpd_{name}']:.3f} bits/dim", flush=True)
     for steps in [50] if args.skip_1000 else [50, None]:
-        for name, net in (("hybrid", model), ("simple_beta_tilde", FixedVariance(plain, 0.0))):
+        for name, net in nets:
             fds = []
             for seed in range(args.seeds):
                 g = torch.Generator().manual_seed(2000 + seed)

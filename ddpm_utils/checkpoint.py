@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .levels import LevelOutput
 from .schedules import Schedule
 from .unet import MLPDenoiser, UNet, UNetConfig
 
@@ -103,18 +104,31 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
-def build_model(model_config: dict) -> torch.nn.Module:
-    """A fresh network from the config dict stored in a checkpoint ({'kind': 'unet'|'mlp', ...})."""
+def build_model(model_config: dict, schedule: Schedule | None = None) -> torch.nn.Module:
+    """A fresh network from the config dict stored in a checkpoint ({'kind': 'unet'|'mlp'|'levels', ...}).
+
+    'levels' (a `levels.LevelOutput` around a network) needs the checkpoint's `schedule`."""
     cfg = dict(model_config)
     kind = cfg.pop("kind", "unet")
     if kind == "unet":
         return UNet(UNetConfig.from_dict(cfg))
     if kind == "mlp":
         return MLPDenoiser(**cfg)
-    raise ValueError(f"unknown model kind {kind!r} in checkpoint; expected 'unet' or 'mlp'")
+    if kind == "levels":
+        if schedule is None:
+            raise ValueError("a 'levels' model needs its schedule: build_model(model_config, schedule)")
+        return LevelOutput(build_model(cfg["net"]), schedule, cfg["num_levels"], cfg["learn_sigma"])
+    raise ValueError(f"unknown model kind {kind!r} in checkpoint; expected 'unet', 'mlp' or 'levels'")
 
 
 def model_config_dict(model: torch.nn.Module) -> dict:
+    if isinstance(model, LevelOutput):
+        return {
+            "kind": "levels",
+            "num_levels": model.num_levels,
+            "learn_sigma": model.learn_sigma,
+            "net": model_config_dict(model.net),
+        }
     if isinstance(model, UNet):
         return {"kind": "unet", **model.config.to_dict()}
     if isinstance(model, MLPDenoiser):
@@ -129,10 +143,11 @@ def model_from_checkpoint(
 ) -> tuple[torch.nn.Module, Schedule, dict]:
     """(model in eval mode, schedule, checkpoint dict). Uses the EMA weights when present and `ema`."""
     state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state, map_location)
-    model = build_model(state["model_config"])
+    schedule = Schedule.from_state_dict(state["schedule"])
+    model = build_model(state["model_config"], schedule)
     weights = state["ema"] if ema and state.get("ema") is not None else state["model"]
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
         raise ValueError(f"checkpoint weights do not fit its model config {state['model_config']}: {exc}") from exc
-    return model.eval(), Schedule.from_state_dict(state["schedule"]), state
+    return model.eval(), schedule, state

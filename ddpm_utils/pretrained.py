@@ -31,7 +31,9 @@ def load_pretrained(name: str = "digits") -> tuple[torch.nn.Module, Schedule]:
 
 
 # ---- the class-conditional and learned-variance variants ----
-# digits-cond: class-conditional, label dropout p_uncond = 0.1; digits-hybrid: learned variances, trained on L_hybrid.
-# Both trained by `python -m ddpm_utils.pretrain_variants` (Makefile: `make pretrained`).
+# digits-cond: class-conditional, label dropout p_uncond = 0.1; digits-hybrid-eps: learned variances, trained on
+# L_hybrid (iDDPM); digits-hybrid: the same with a mean that knows the 17 pixel levels (`levels.LevelOutput`).
+# All trained by `python -m ddpm_utils.pretrain_variants` (Makefile: `make pretrained`).
 PRETRAINED["digits-cond"] = PRETRAINED["digits"].with_name("digits_cond.pt")
+PRETRAINED["digits-hybrid-eps"] = PRETRAINED["digits"].with_name("digits_hybrid_eps.pt")
 PRETRAINED["digits-hybrid"] = PRETRAINED["digits"].with_name("digits_hybrid.pt")

@@ -289,8 +289,9 @@ class Trainer:
         known = {f.name for f in dataclasses.fields(cls.config_class)}
         saved = {k: v for k, v in state["train_config"].items() if k in known}  # (an extras run's options are not)
         config = cls.config_class(**{**saved, **overrides})
-        model = build_model(state["model_config"]).to(device)
-        trainer = cls(model, Schedule.from_state_dict(state["schedule"]), config, data, labels, loss_fn)
+        schedule = Schedule.from_state_dict(state["schedule"])
+        model = build_model(state["model_config"], schedule).to(device)
+        trainer = cls(model, schedule, config, data, labels, loss_fn)
         trainer.load_state_dict(state)
         return trainer
 

@@ -520,7 +520,8 @@ def test_sample_a_class_with_classifier_free_guidance(tmp_path, capsys):
     assert main(["sample", "digits-cond", "--guide", "digits", "--guidance", "2", "--n", "4", "--out", str(out)]) == 2
 
 
-def test_sample_a_learned_variance_model(tmp_path):
+@pytest.mark.parametrize("name", ["digits-hybrid", "digits-hybrid-eps"])
+def test_sample_a_learned_variance_model(tmp_path, name):
     out = tmp_path / "hybrid"
-    assert main(["sample", "digits-hybrid", "--n", "4", "--steps", "5", "--out", str(out)]) == 0
+    assert main(["sample", name, "--n", "4", "--steps", "5", "--out", str(out)]) == 0
     assert torch.load(out.with_suffix(".pt"), weights_only=True).shape == (4, 1, 8, 8)

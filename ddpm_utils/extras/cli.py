@@ -23,6 +23,7 @@ import torch
 from .._checks import non_finite_rows
 from ..checkpoint import check_writable, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ..learned_variance import EpsChannels
+from ..levels import LevelOutput
 from ..schedules import make_schedule
 from ..unet import DDPM_CIFAR10, DIGITS, UNet, UNetConfig
 from .datasets import DATASETS, load_dataset
@@ -137,7 +138,7 @@ def _load(path):
     from ..pretrained import PRETRAINED, pretrained_path
 
     model, schedule, state = model_from_checkpoint(pretrained_path(path) if path in PRETRAINED else path)
-    if state["model_config"].get("kind", "unet") != "unet":
+    if state["model_config"].get("kind", "unet") not in ("unet", "levels"):
         raise ValueError(f"{path} holds a 2-D (MLP) model; these commands work on image networks")
     return model, schedule, state, (state.get("train_config") or {}).get("prediction", "eps")
 
@@ -145,13 +146,29 @@ def _load(path):
 def _guide_network(path, schedule, prediction: str, channels: int):
     """A worse network of the same data (autoguidance): same output type, schedule and image channels."""
     guide, guide_schedule, state, guide_prediction = _load(path)
-    if state["model_config"]["in_channels"] != channels:
+    if _image_channels(state) != channels:
         raise ValueError(f"--guide {path} is not an image network with {channels} channel(s)")
     if guide_prediction != prediction:
         raise ValueError(f"--guide {path} predicts {guide_prediction!r} but the network predicts {prediction!r}")
     if guide_schedule.num_steps != schedule.num_steps or not torch.allclose(guide_schedule.betas, schedule.betas):
         raise ValueError(f"--guide {path} was trained with a different noise schedule from the network's")
     return guide
+
+
+def _image_channels(state) -> int:
+    """The image channels of a checkpoint's network (inside a `LevelOutput`, of the network it wraps)."""
+    config = state["model_config"]
+    return (config["net"] if config.get("kind") == "levels" else config)["in_channels"]
+
+
+def _net_config(model):
+    """The UNetConfig of a network, or of the network inside a `LevelOutput`; None for others."""
+    return getattr(model.net if isinstance(model, LevelOutput) else model, "config", None)
+
+
+def _learns_sigma(model) -> bool:
+    """Whether the model's output holds iDDPM's variance channels after ε̂."""
+    return model.learn_sigma if isinstance(model, LevelOutput) else getattr(_net_config(model), "learn_sigma", False)
 
 
 def _sample(model, schedule, shape, args, prediction: str):
@@ -161,8 +178,8 @@ def _sample(model, schedule, shape, args, prediction: str):
         raise ValueError(f"--eta applies to the ddim sampler only, not {args.sampler}")
     if args.steps is not None and args.sampler == "ddpm":
         raise ValueError("--steps applies to ddim and dpm-solver; ddpm always takes every timestep")
-    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
-    if getattr(getattr(model, "config", None), "learn_sigma", False):  # ε̂ channels only: σ_t² = β̃_t
+    num_classes = getattr(_net_config(model), "num_classes", None)
+    if _learns_sigma(model):  # ε̂ channels only: σ_t² = β̃_t
         model = EpsChannels(model)
     if args.label is not None and num_classes is None:
         raise ValueError("--label needs a class-conditional model (e.g. digits-cond)")
@@ -234,7 +251,7 @@ def cmd_sample(args) -> int:
     model, schedule, state, prediction = _load(args.checkpoint)
     model = model.to(args.device, memory_format=torch.channels_last)  # faster convolutions on a CPU
     size = args.size or (state.get("data_shape") or [8])[-1]
-    x = _sample(model, schedule, (args.n, state["model_config"]["in_channels"], size, size), args, prediction).cpu()
+    x = _sample(model, schedule, (args.n, _image_channels(state), size, size), args, prediction).cpu()
     broken = non_finite_rows(x)
     if broken:  # a grid of NaNs renders as a blank image that looks like a plotting bug
         raise ValueError(f"{broken} of {len(x)} samples contain NaN or infinite values, so nothing was written")
@@ -245,12 +262,17 @@ def cmd_sample(args) -> int:
 
 
 def _test_bound(model, schedule, test, num_levels: int, prediction: str, seed: int, device) -> torch.Tensor:
-    """Bits/dim of the likelihood bound for each test example, 500 at a time (each batch takes T network calls)."""
+    """Bits/dim of the likelihood bound for each test example, 500 at a time (each batch takes T network calls);
+    with the model's learned variance when it has one."""
     from ..elbo import bits_per_dim, nll_bound
+    from ..learned_variance import nll_bound_learned
 
     g, parts = torch.Generator().manual_seed(seed), []
     for chunk in test.split(500):
-        bound = nll_bound(model, schedule, chunk.to(device), num_levels, prediction=prediction, generator=g)
+        if _learns_sigma(model):
+            bound = nll_bound_learned(model, schedule, chunk.to(device), num_levels, generator=g)
+        else:
+            bound = nll_bound(model, schedule, chunk.to(device), num_levels, prediction=prediction, generator=g)
         parts.append(bits_per_dim(bound["total"], chunk).cpu())
     return torch.cat(parts)
 
@@ -289,7 +311,7 @@ def cmd_evaluate(args) -> int:
         )
         reports.append(evaluate_samples(x))
     report = reports[0] if args.repeats == 1 else summarise_reports(reports)
-    if getattr(model.config, "num_classes", None) is not None:
+    if getattr(_net_config(model), "num_classes", None) is not None:
         report.update(guidance=args.guidance or 0.0, guide="classifier-free", label=args.label)
     elif args.guidance not in (None, 1):
         report.update(guidance=args.guidance, guide=args.guide or "gaussian fit of the training digits")
