@@ -43,3 +43,23 @@ def test_09_3():
 
     assert not check("09.3", original_betas)
     assert check("09.3", right)
+
+
+def test_09_4():
+    def right(xt, alpha_bar, log_prior):
+        levels = torch.linspace(-1, 1, 17, dtype=xt.dtype)
+        scores = log_prior - (xt[..., None] - alpha_bar.sqrt() * levels) ** 2 / (2 * (1 - alpha_bar))
+        return (torch.softmax(scores, dim=-1) * levels).sum(dim=-1)
+
+    def no_scaling(xt, alpha_bar, log_prior):  # forgets sqrt(alpha_bar) on the level
+        return right(xt / alpha_bar.sqrt(), alpha_bar, log_prior)
+
+    def no_prior(xt, alpha_bar, log_prior):  # drops log p_k
+        return right(xt, alpha_bar, torch.zeros_like(log_prior))
+
+    def nearest_level(xt, alpha_bar, log_prior):  # rounds instead of averaging
+        return ((xt / alpha_bar.sqrt()).clamp(-1, 1) * 8).round() / 8
+
+    for wrong in (no_scaling, no_prior, nearest_level, None):
+        assert not check("09.4", wrong)
+    assert check("09.4", right)
