@@ -1,6 +1,6 @@
 """ddpm_utils: the tested implementations that the ddpm-from-scratch notebooks build up to."""
 
-from . import exercises, extras, metrics, plotting
+from . import conditional, exercises, extras, learned_variance, levels, metrics, plotting
 from ._requirements import MIN_TORCH  # refuses an older PyTorch
 from .analytic import GaussianData, GaussianMixture
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint

@@ -22,7 +22,7 @@ import torch
 
 from .._checks import non_finite_rows
 from ..checkpoint import check_writable, load_checkpoint, model_from_checkpoint, save_checkpoint
-from ..learned_variance import EpsChannels
+from ..learned_variance import EpsChannels, ddpm_sample_learned
 from ..levels import LevelOutput
 from ..schedules import make_schedule
 from ..unet import DDPM_CIFAR10, DIGITS, UNet, UNetConfig
@@ -179,8 +179,12 @@ def _sample(model, schedule, shape, args, prediction: str):
     if args.steps is not None and args.sampler == "ddpm":
         raise ValueError("--steps applies to ddim and dpm-solver; ddpm always takes every timestep")
     num_classes = getattr(_net_config(model), "num_classes", None)
-    if _learns_sigma(model):  # ε̂ channels only: σ_t² = β̃_t
-        model = EpsChannels(model)
+    if _learns_sigma(model):
+        plain = num_classes is None and args.guidance in (None, 1) and not args.bf16
+        if args.sampler == "ddpm" and plain:  # ancestral sampling with the learned variance Σ_θ [iDDPM Eq. 15]
+            g = torch.Generator().manual_seed(args.seed)
+            return ddpm_sample_learned(model, schedule, shape, generator=g, device=args.device)
+        model = EpsChannels(model)  # ε̂ channels only: DDIM and DPM-Solver use ε̂; guided DDPM takes σ_t² = β̃_t
     if args.label is not None and num_classes is None:
         raise ValueError("--label needs a class-conditional model (e.g. digits-cond)")
     if num_classes is not None:
