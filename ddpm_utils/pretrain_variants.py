@@ -1,10 +1,10 @@
-"""Train the two shipped variants of the digits model with the shipped model's recipe (5,000 steps, the default):
+"""Train the three shipped variants of the digits model with the shipped model's recipe (5,000 steps, the default):
 
 * digits-cond: class-conditional, label dropout p_uncond = 0.1 (`conditional.LabelDropoutLoss`);
 * digits-hybrid-eps: learned variances, trained on L_hybrid (`learned_variance.HybridLoss`, 17 levels), the network
   predicting ε̂ as in Improved DDPM;
-* digits-hybrid: the same loss and variance, the network's output 17 logits per pixel over the pixel levels, turned
-  into ε̂ by `levels.LevelOutput` (a mean that knows the levels).
+* digits-hybrid: the same loss and variance, the network's output 17 logits per pixel over the pixel levels and the
+  variance channel (18 channels), turned into (ε̂, v) by `levels.LevelOutput` (a mean that knows the levels).
 
     python -m ddpm_utils.pretrain_variants cond --steps 5000 --out ddpm_utils/checkpoints/digits_cond.pt
     python -m ddpm_utils.pretrain_variants hybrid-eps --steps 5000 --out ddpm_utils/checkpoints/digits_hybrid_eps.pt
