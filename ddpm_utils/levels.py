@@ -26,7 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .schedules import Schedule
+from .forward import eps_from_x0
+from .schedules import Schedule, gather
 
 __all__ = ["LevelOutput", "level_network_channels"]
 
@@ -46,16 +47,13 @@ class LevelOutput(nn.Module):
 
     def __init__(self, net: nn.Module, schedule: Schedule, num_levels: int, learn_sigma: bool = False):
         super().__init__()
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a Schedule (the one the network is trained with), got {schedule!r:.60}")
         if not isinstance(num_levels, int) or num_levels < 2:
             raise ValueError(f"num_levels must be an integer >= 2, got {num_levels!r}")
         if not isinstance(learn_sigma, bool):
             raise TypeError(f"learn_sigma must be True or False, got {learn_sigma!r}")
-        self.net, self.num_levels, self.learn_sigma = net, num_levels, learn_sigma
-        # buffers that follow .to(device) but are not saved: they come from the checkpoint's schedule
-        alpha_bars = schedule.alpha_bars.double()
-        self.register_buffer("sqrt_ab", alpha_bars.sqrt().float(), persistent=False)
-        self.register_buffer("sqrt_1m_ab", (1 - alpha_bars).sqrt().float(), persistent=False)
-        self.register_buffer("levels", torch.linspace(-1.0, 1.0, num_levels), persistent=False)
+        self.net, self.schedule, self.num_levels, self.learn_sigma = net, schedule, num_levels, learn_sigma
 
     def level_logits(self, xt: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
         """log P_θ(k | x_t) up to a constant per pixel: the network's a_k plus the likelihood term, (B, C, K, ...)."""
@@ -68,29 +66,25 @@ class LevelOutput(nn.Module):
     def forward(self, xt: torch.Tensor, t: torch.Tensor, *args) -> torch.Tensor:
         """ε̂ (B, C, ...), or (ε̂, r) (B, 2C, ...) with `learn_sigma`."""
         logits, raw = self._logits_and_raw(xt, t, *args)
-        view = (xt.shape[0],) + (1,) * (xt.dim() - 1)
-        mean_scale, std = (b[t].reshape(view).to(xt.dtype) for b in (self.sqrt_ab, self.sqrt_1m_ab))
-        eps_pred = (xt - mean_scale * self._x0(logits)) / std
+        eps_pred = eps_from_x0(self.schedule, xt, t, self._x0(logits))
         return eps_pred if raw is None else torch.cat([eps_pred, raw], dim=1)
 
+    def _levels(self, like: torch.Tensor) -> torch.Tensor:
+        """ℓ_0 ... ℓ_{K-1}, shaped (1, 1, K, 1, ...) to broadcast against (B, C, K, ...)."""
+        levels = torch.linspace(-1.0, 1.0, self.num_levels, dtype=like.dtype, device=like.device)
+        return levels.reshape((1, 1, self.num_levels) + (1,) * (like.dim() - 3))
+
     def _logits_and_raw(self, xt, t, *args):
-        if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.shape[0] != xt.shape[0]:
-            raise ValueError(f"t must be a tensor of shape ({xt.shape[0]},), got {getattr(t, 'shape', t)}")
-        if int(t.min()) < 0 or int(t.max()) >= len(self.sqrt_ab):
-            raise ValueError(f"t must lie in [0, {len(self.sqrt_ab)}) (0-based timesteps of the training schedule)")
-        batch, channels, k = xt.shape[0], xt.shape[1], self.num_levels
+        mean_scale = gather(self.schedule.sqrt_alpha_bars, t, xt).unsqueeze(2)  # (B, 1, 1, ...); checks t
+        var = gather(self.schedule.sqrt_one_minus_alpha_bars, t, xt).unsqueeze(2) ** 2
+        channels, k = xt.shape[1], self.num_levels
         out = self.net(xt, t, *args)
         expected = level_network_channels(channels, k, self.learn_sigma)
         if out.shape[1] != expected:
             raise ValueError(f"the network outputs {out.shape[1]} channels; {expected} expected (C·K logits[ + C])")
-        a = out[:, : channels * k].reshape(batch, channels, k, *xt.shape[2:])
+        a = out[:, : channels * k].reshape(xt.shape[0], channels, k, *xt.shape[2:])
         raw = out[:, channels * k :] if self.learn_sigma else None
-        view = (batch, 1, 1) + (1,) * (xt.dim() - 2)
-        mean_scale = self.sqrt_ab[t].reshape(view).to(xt.dtype)
-        var = self.sqrt_1m_ab[t].reshape(view).to(xt.dtype) ** 2
-        levels = self.levels.to(xt.dtype).reshape((1, 1, k) + (1,) * (xt.dim() - 2))
-        return a - (xt.unsqueeze(2) - mean_scale * levels) ** 2 / (2 * var), raw
+        return a - (xt.unsqueeze(2) - mean_scale * self._levels(a)) ** 2 / (2 * var), raw
 
     def _x0(self, logits: torch.Tensor) -> torch.Tensor:
-        levels = self.levels.to(logits.dtype).reshape((1, 1, self.num_levels) + (1,) * (logits.dim() - 3))
-        return (torch.softmax(logits, dim=2) * levels).sum(dim=2)
+        return (torch.softmax(logits, dim=2) * self._levels(logits)).sum(dim=2)

@@ -104,6 +104,8 @@ def test_variance_channels_pass_through_and_x0_stays_in_range(schedule):
 def test_bad_input_is_refused_by_name(schedule):
     with pytest.raises(ValueError, match="num_levels"):
         LevelOutput(ConstantLogits(torch.zeros(K)), schedule, 1)
+    with pytest.raises(TypeError, match="schedule must be a Schedule"):
+        LevelOutput(ConstantLogits(torch.zeros(K)), None, K)
     model = LevelOutput(ConstantLogits(torch.zeros(K)), schedule, K, learn_sigma=True)  # the net gives no raw values
     with pytest.raises(ValueError, match="18 expected"):
         model(torch.zeros(2, 1, 8, 8), torch.tensor([0, 1]))
